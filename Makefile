@@ -1,0 +1,37 @@
+# portside: `make run` and `make test` are the whole set-up on a machine with Python 3 and make.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-test
+ARGS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint venv clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PY) -m venv $(VENV) || { echo "cannot create a virtualenv: install python3-venv (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+	@$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@touch $@
+
+venv: $(STAMP) ## create .venv and install portside with the test tools
+
+run: $(STAMP) ## start the dashboard (ARGS="--interval 1 :3000")
+	$(BIN)/portside $(ARGS)
+
+test: $(STAMP) ## run the whole test suite (real sockets and processes)
+	@command -v ss >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null) || echo "note: ss not found; the ss cross-checks will be skipped" >&2; }
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check app tests
+	$(BIN)/mypy
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

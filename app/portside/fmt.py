@@ -1,0 +1,64 @@
+"""Pure formatting helpers shared by the CLI and the UI: durations, addresses, safe text."""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Bidirectional overrides and isolates can reorder what a terminal shows (Trojan Source).
+_BIDI = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _visible(ch: str) -> str:
+    code = ord(ch)
+    if ch in _BIDI:
+        return f"\\u{code:04x}"
+    if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+        return {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\e"}.get(ch, f"\\x{code:02x}")
+    if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch not in "\u200d":
+        return f"\\u{code:04x}"
+    return ch
+
+
+def safe_text(text: str) -> str:
+    """The text with control, format and bidi characters shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(_visible(ch) for ch in text)
+
+
+def format_duration(seconds: float | None) -> str:
+    """A short human duration: 0.4s, 59s, 3m05s, 2h07m, 3d04h."""
+    if seconds is None:
+        return ""
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        seconds = 0.0
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_endpoint(addr: str, port: int) -> str:
+    """addr:port, with IPv6 addresses in brackets."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def join_cmdline(cmdline: tuple[str, ...] | list[str] | None) -> str:
+    """A command line as one line of text, arguments with spaces quoted."""
+    if not cmdline:
+        return ""
+    parts = []
+    for arg in cmdline:
+        parts.append(repr(arg) if (not arg or any(c.isspace() for c in arg)) else arg)
+    return " ".join(parts)

@@ -1,0 +1,264 @@
+"""The filter language: parse a query, match sockets against it, sort them."""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from .fmt import join_cmdline
+from .model import ALL_STATES, Snapshot, Socket
+
+MAX_QUERY_LENGTH = 256
+
+KEYS = ("port", "lport", "rport", "pid", "user", "proc", "state", "proto", "addr")
+
+STATE_ALIASES = {
+    "tw": "TIME_WAIT",
+    "timewait": "TIME_WAIT",
+    "estab": "ESTABLISHED",
+    "listening": "LISTEN",
+    "unconn": "NONE",
+    "syn_recv": "SYN_RECV",
+    "new_syn_recv": "SYN_RECV",
+}
+PROTOS = ("tcp", "udp", "tcp4", "tcp6", "udp4", "udp6")
+
+SYNTAX_HELP = """\
+free text      matches process name, command line, address or user (case-insensitive)
+:3000          port 3000, local or remote (same as port:3000)
+port:3000-3010 a range; port:3000,8080 a list; lport: / rport: local or remote only
+pid:1234       a holding process      user:NAME / user:me   the socket's user
+proc:node      process name contains  addr:127.0.0.1 / addr:10.0.0.0/8
+state:listen   listen, time_wait (tw), established, close_wait, ... (a list with ,)
+proto:tcp      tcp, udp, tcp4, tcp6, udp4, udp6
+-term, !term   negation; terms are AND-ed; quote text with spaces: "my app\""""
+
+
+class QueryError(ValueError):
+    """A query that cannot be parsed; names the bad term."""
+
+    def __init__(self, message: str, term: str | None = None) -> None:
+        super().__init__(message)
+        self.term = term
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One AND-ed condition."""
+
+    kind: str  # "text" or one of KEYS
+    negated: bool
+    text: str  # the term as typed
+    values: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query; the empty query matches everything."""
+
+    terms: tuple[Term, ...] = ()
+    source: str = ""
+
+    def matches(self, sock: Socket, snap: Snapshot | None = None) -> bool:
+        """True when every term holds for this socket."""
+        return all(_match_term(t, sock, snap) != t.negated for t in self.terms)
+
+    def filter(self, snap: Snapshot) -> list[Socket]:
+        """The snapshot's sockets that match."""
+        if not self.terms:
+            return list(snap.sockets)
+        return [s for s in snap.sockets if self.matches(s, snap)]
+
+
+def parse(query: str | Sequence[str], me: str | None = None) -> Query:
+    """Parse a query string (or argv-style tokens); raise QueryError if it is invalid."""
+    if isinstance(query, str):
+        source = query
+        if len(source) > MAX_QUERY_LENGTH:
+            raise QueryError(f"query too long ({len(source)} > {MAX_QUERY_LENGTH} characters)")
+        try:
+            tokens = shlex.split(source)
+        except ValueError as exc:
+            raise QueryError(f"{exc} in {source!r}", source) from None
+    else:
+        tokens = list(query)
+        source = " ".join(shlex.quote(t) for t in tokens)
+        if len(source) > MAX_QUERY_LENGTH:
+            raise QueryError(f"query too long ({len(source)} > {MAX_QUERY_LENGTH} characters)")
+    return Query(tuple(_parse_term(t, me) for t in tokens if t), source)
+
+
+def _parse_term(token: str, me: str | None) -> Term:
+    negated = False
+    body = token
+    if body[:1] in ("-", "!") and len(body) > 1:
+        negated, body = True, body[1:]
+    elif body in ("-", "!"):
+        raise QueryError(f"{token!r}: negation of nothing", token)
+    if body.startswith(":") and body[1:2].isdigit():
+        return Term("port", negated, token, _parse_ports(body[1:], token))
+    key, sep, value = body.partition(":")
+    low = key.lower()
+    if not sep or not key.isalpha():
+        return Term("text", negated, token, (body.lower(),))
+    if low not in KEYS:
+        raise QueryError(f"{token!r}: unknown filter {key!r} (known: {', '.join(KEYS)})", token)
+    if not value:
+        raise QueryError(f"{token!r}: {low}: needs a value", token)
+    values: tuple[object, ...]
+    if low in ("port", "lport", "rport"):
+        values = _parse_ports(value, token)
+    elif low == "pid":
+        values = tuple(_parse_int(v, token, "PID", 1, 2**31 - 1) for v in value.split(","))
+    elif low == "user":
+        if value == "me":
+            if me is None:
+                raise QueryError(f"{token!r}: the current user is unknown", token)
+            value = me
+        values = (value,)
+    elif low == "proc":
+        values = (value.lower(),)
+    elif low == "state":
+        values = tuple(_parse_state(v, token) for v in value.split(","))
+    elif low == "proto":
+        values = tuple(_parse_proto(v, token) for v in value.split(","))
+    else:
+        values = (_parse_addr(value, token),)
+    return Term(low, negated, token, values)
+
+
+def _parse_int(text: str, token: str, what: str, low: int, high: int) -> int:
+    text = text.strip()
+    if not text.isdigit() or not text.isascii():
+        raise QueryError(f"{token!r}: {what} {text!r} is not a number", token)
+    value = int(text)
+    if not low <= value <= high:
+        raise QueryError(f"{token!r}: {what} {value} is out of range {low}-{high}", token)
+    return value
+
+
+def _parse_ports(spec: str, token: str) -> tuple[object, ...]:
+    ranges: list[tuple[int, int]] = []
+    for part in spec.split(","):
+        first, dash, last = part.partition("-")
+        lo = _parse_int(first, token, "port", 1, 65535)
+        hi = _parse_int(last, token, "port", 1, 65535) if dash else lo
+        if hi < lo:
+            raise QueryError(f"{token!r}: empty port range {lo}-{hi}", token)
+        ranges.append((lo, hi))
+    return tuple(ranges)
+
+
+def _parse_state(text: str, token: str) -> str:
+    norm = text.strip().lower().replace("-", "_")
+    state = STATE_ALIASES.get(norm, norm.upper())
+    if state not in ALL_STATES:
+        names = ", ".join(s.lower() for s in ALL_STATES)
+        raise QueryError(f"{token!r}: unknown state {text!r} (known: {names}, tw)", token)
+    return state
+
+
+def _parse_proto(text: str, token: str) -> str:
+    norm = text.strip().lower()
+    if norm not in PROTOS:
+        raise QueryError(f"{token!r}: unknown protocol {text!r} (known: {', '.join(PROTOS)})")
+    return norm
+
+
+def _parse_addr(text: str, token: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text.strip("[]"), strict=False)
+    except ValueError:
+        raise QueryError(f"{token!r}: {text!r} is not an IP address or network", token) from None
+
+
+def _in_ranges(port: int | None, ranges: Iterable[object]) -> bool:
+    if port is None:
+        return False
+    return any(lo <= port <= hi for lo, hi in cast(Iterable[tuple[int, int]], ranges))
+
+
+def _addr_in(addr: str | None, net: object) -> bool:
+    if not addr:
+        return False
+    try:
+        return ipaddress.ip_address(addr) in net  # type: ignore[operator]
+    except ValueError:
+        return False
+
+
+def _match_term(term: Term, sock: Socket, snap: Snapshot | None) -> bool:
+    kind, values = term.kind, term.values
+    if kind == "port":
+        return _in_ranges(sock.lport, values) or _in_ranges(sock.rport, values)
+    if kind == "lport":
+        return _in_ranges(sock.lport, values)
+    if kind == "rport":
+        return _in_ranges(sock.rport, values)
+    if kind == "state":
+        return sock.state in values
+    if kind == "proto":
+        return sock.proto in values or sock.proto_label in values
+    if kind == "pid":
+        return any(p in values for p in sock.pids)
+    if kind == "user":
+        return sock.user is not None and sock.user == values[0]
+    if kind == "addr":
+        return _addr_in(sock.laddr, values[0]) or _addr_in(sock.raddr, values[0])
+    proc = snap.process(sock.pid) if snap is not None else None
+    if kind == "proc":
+        return proc is not None and str(values[0]) in proc.name.lower()
+    # Free text.
+    needle = str(values[0])
+    hay = [sock.laddr, f"{sock.laddr}:{sock.lport}", sock.raddr or "", sock.user or ""]
+    if proc is not None:
+        hay.append(proc.name)
+        hay.append(join_cmdline(proc.cmdline))
+    return any(needle in h.lower() for h in hay)
+
+
+# Sorting -------------------------------------------------------------------------------
+
+SORT_COLUMNS = ("proto", "address", "port", "state", "pid", "process", "user", "time")
+
+
+def _addr_key(addr: str | None) -> tuple[int, int]:
+    if not addr:
+        return (0, 0)
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return (9, 0)
+    return (ip.version, int(ip))
+
+
+def sort_key(column: str, snap: Snapshot) -> Callable[[Socket], tuple[object, ...]]:
+    """A key function for sorting sockets by a column; ties broken by port and address."""
+    if column not in SORT_COLUMNS:
+        raise ValueError(f"unknown sort column {column!r}")
+
+    def name(s: Socket) -> str:
+        p = snap.process(s.pid)
+        return p.name.lower() if p else "\uffff"
+
+    def age(s: Socket) -> float:
+        if s.time_left is not None:
+            return s.time_left
+        p = snap.process(s.pid)
+        return (snap.taken_at - p.create_time) if p else -1.0
+
+    primary: dict[str, Callable[[Socket], object]] = {
+        "proto": lambda s: s.proto_label,
+        "address": lambda s: _addr_key(s.laddr),
+        "port": lambda s: s.lport,
+        "state": lambda s: s.state,
+        "pid": lambda s: s.pid if s.pid is not None else 1 << 40,
+        "process": name,
+        "user": lambda s: s.user or "\uffff",
+        "time": age,
+    }
+    first = primary[column]
+    return lambda s: (first(s), s.lport, _addr_key(s.laddr), s.rport or 0, s.state)

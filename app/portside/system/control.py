@@ -1,0 +1,321 @@
+"""Safe process control: identity-checked signals, refusals, and freeing a port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from ..model import TIME_WAIT, ProcessInfo, Snapshot, Socket
+from .sampler import Sampler, holder_pids, listeners_on
+
+_PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+PF_KTHREAD = 0x00200000
+GONE_MESSAGE = "exited or PID reused"
+SUDO_SUGGESTION = "permission denied: it belongs to another user (try sudo)"
+
+# Outcomes of one signal.
+SENT = "sent"
+GONE = "gone"  # exited, or the PID now names another process: nothing was sent
+DENIED = "denied"  # the kernel refused (another user's process)
+REFUSED = "refused"  # we refused: PID 1, ourselves, an ancestor, a kernel thread
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A process as it was when the user chose it: (pid, create_time) is its identity."""
+
+    pid: int
+    create_time: float
+    name: str = ""
+    username: str | None = None
+    cmdline: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_info(cls, info: ProcessInfo) -> Target:
+        """The target for a process listed in a snapshot."""
+        return cls(info.pid, info.create_time, info.name, info.username, info.cmdline)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """What happened when we tried to signal one target."""
+
+    target: Target
+    signal: int
+    outcome: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the signal was delivered."""
+        return self.outcome == SENT
+
+
+def signal_name(sig: int) -> str:
+    """SIGTERM, SIGKILL, ..."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _is_kernel_thread(pid: int, proc_root: str = "/proc") -> bool:
+    try:
+        with open(f"{proc_root}/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    fields = data[data.rfind(b")") + 2:].split()
+    # Field 9 of stat is the flags word; it is the 7th after the name and state.
+    return len(fields) > 6 and bool(int(fields[6]) & PF_KTHREAD)
+
+
+def _ancestors(ps: Any = psutil) -> set[int]:
+    pids: set[int] = set()
+    try:
+        for parent in ps.Process(os.getpid()).parents():
+            pids.add(parent.pid)
+    except _PS_ERRORS:
+        pass
+    pid = os.getppid()
+    if pid:
+        pids.add(pid)
+    return pids
+
+
+def refusal(pid: int, ps: Any = psutil) -> str | None:
+    """Why this PID must never be signalled, or None when it may be."""
+    if pid <= 0:
+        return f"PID {pid} is not a process"
+    if pid == 1:
+        return "PID 1 is the init process: never signalled"
+    if pid == os.getpid():
+        return f"PID {pid} is portside itself"
+    if pid in _ancestors(ps):
+        return f"PID {pid} is one of portside's parents (your shell or terminal)"
+    if _is_kernel_thread(pid):
+        return f"PID {pid} is a kernel thread"
+    return None
+
+
+def socket_refusal(sock: Socket) -> str | None:
+    """Why the owner of this socket cannot be acted on, or None."""
+    if sock.state == TIME_WAIT:
+        return "a TIME_WAIT socket belongs to no process: wait for it to expire"
+    if not sock.pids:
+        return "the owner of this socket is unknown (run with sudo to see it)"
+    return None
+
+
+def target_of(pid: int, ps: Any = psutil) -> Target | None:
+    """Capture a live process's identity now; None when there is no such process."""
+    try:
+        proc = ps.Process(pid)
+        with proc.oneshot():
+            ctime = proc.create_time()
+            name = proc.name()
+            user = _safe(proc.username)
+            cmd = _safe(proc.cmdline)
+    except _PS_ERRORS:
+        return None
+    return Target(pid, ctime, name, user, tuple(cmd) if cmd is not None else None)
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except _PS_ERRORS:
+        return None
+
+
+def _same_process(target: Target, ps: Any) -> tuple[bool, bool]:
+    """(still the same live process, stopped) read right now."""
+    try:
+        proc = ps.Process(target.pid)
+        with proc.oneshot():
+            ctime = proc.create_time()
+            status = proc.status()
+    except _PS_ERRORS:
+        return False, False
+    if abs(ctime - target.create_time) > 0.005 or status == psutil.STATUS_ZOMBIE:
+        return False, False
+    return True, status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+
+
+def is_alive(target: Target, ps: Any = psutil) -> bool:
+    """True while the target still runs (a zombie has exited; a new PID owner is not it)."""
+    return _same_process(target, ps)[0]
+
+
+def send_signal(target: Target, sig: int, ps: Any = psutil,
+                use_pidfd: bool | None = None) -> SignalResult:
+    """Signal the target only if it is still the same process; never raises."""
+    name = signal_name(sig)
+    why = refusal(target.pid, ps)
+    if why is not None:
+        return SignalResult(target, sig, REFUSED, why)
+    if use_pidfd is None:
+        use_pidfd = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+    fd = -1
+    try:
+        if use_pidfd:
+            # Opened before the identity check: if the check passes, the fd names that
+            # very process, and a later exit makes the send fail instead of hitting a
+            # recycled PID.
+            try:
+                fd = os.pidfd_open(target.pid)
+            except ProcessLookupError:
+                return SignalResult(target, sig, GONE, GONE_MESSAGE)
+            except OSError:
+                use_pidfd = False  # pidfds unsupported here: fall back to psutil
+        same, stopped = _same_process(target, ps)
+        if not same:
+            return SignalResult(target, sig, GONE, GONE_MESSAGE)
+        try:
+            if use_pidfd:
+                signal.pidfd_send_signal(fd, sig)
+                if sig == signal.SIGTERM and stopped:
+                    signal.pidfd_send_signal(fd, signal.SIGCONT)
+            else:
+                proc = ps.Process(target.pid)
+                proc.send_signal(sig)  # psutil re-checks create_time before sending
+                if sig == signal.SIGTERM and stopped:
+                    proc.send_signal(signal.SIGCONT)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            return SignalResult(target, sig, GONE, GONE_MESSAGE)
+        except (PermissionError, psutil.AccessDenied):
+            return SignalResult(target, sig, DENIED, SUDO_SUGGESTION)
+        except OSError as exc:
+            return SignalResult(target, sig, DENIED, f"{name} failed: {exc.strerror or exc}")
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    extra = " (and SIGCONT: it was stopped)" if sig == signal.SIGTERM and stopped else ""
+    return SignalResult(target, sig, SENT, f"{name} sent{extra}")
+
+
+# Freeing a port ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PortPlan:
+    """Who holds a port, frozen when the user is asked to confirm."""
+
+    port: int
+    sockets: tuple[Socket, ...]
+    targets: tuple[Target, ...]
+    refused: tuple[tuple[int, str], ...] = ()  # (pid, why) never to be signalled
+    unknown: int = 0  # listening sockets whose holder cannot be seen
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing holds the port."""
+        return not self.sockets
+
+
+def plan_port(port: int, snapshot: Snapshot, ps: Any = psutil) -> PortPlan:
+    """Everything holding a port in this snapshot, split into targets and refusals."""
+    socks = listeners_on(snapshot, port)
+    targets: list[Target] = []
+    refused: list[tuple[int, str]] = []
+    for pid in holder_pids(socks):
+        why = refusal(pid, ps)
+        info = snapshot.process(pid)
+        if why is not None:
+            refused.append((pid, why))
+        elif info is not None:
+            targets.append(Target.from_info(info))
+    unknown = sum(1 for s in socks if not s.pids)
+    return PortPlan(port, tuple(socks), tuple(targets), tuple(refused), unknown)
+
+
+@dataclass(slots=True)
+class FreeResult:
+    """How freeing a port ended."""
+
+    port: int
+    freed: bool
+    results: list[SignalResult] = field(default_factory=list)
+    still_held: list[int] = field(default_factory=list)  # PIDs still holding it
+    unknown: int = 0  # sockets on it with an unknown holder
+
+
+def port_state(port: int, sampler: Sampler) -> tuple[bool, list[int], int]:
+    """(free, holder PIDs, unknown-holder sockets) read from the kernel now."""
+    socks = listeners_on(sampler.sample(), port)
+    return not socks, holder_pids(socks), sum(1 for s in socks if not s.pids)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.1,
+               tick: Callable[[float], None] | None = None) -> bool:
+    """Poll check() until it is true or the timeout passes; tick(seconds left) each poll."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    while True:
+        if check():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if tick is not None:
+            tick(left)
+        time.sleep(min(poll, left))
+
+
+def signal_all(targets: Iterable[Target], sig: int, ps: Any = psutil) -> list[SignalResult]:
+    """Signal each target (identity-checked)."""
+    return [send_signal(t, sig, ps) for t in targets]
+
+
+def free_port(
+    plan: PortPlan,
+    sig: int = signal.SIGTERM,
+    grace: float = 5.0,
+    force: bool = False,
+    sampler: Sampler | None = None,
+    tick: Callable[[float], None] | None = None,
+    ps: Any = psutil,
+) -> FreeResult:
+    """Signal every confirmed holder, wait for the port to be free, SIGKILL only if forced.
+
+    Only the targets of the plan are ever signalled: a process that starts listening
+    meanwhile (a supervisor restarting the server) is reported, not killed.
+    """
+    sampler = sampler or Sampler()
+    result = FreeResult(plan.port, False)
+    result.results.extend(signal_all(plan.targets, sig, ps))
+    state: tuple[bool, list[int], int] = (False, [], 0)
+
+    def check() -> bool:
+        nonlocal state
+        state = port_state(plan.port, sampler)
+        return state[0]
+
+    freed = wait_until(check, grace, tick=tick)
+    if not freed and force and sig != signal.SIGKILL:
+        remaining = [t for t in plan.targets if t.pid in state[1] and is_alive(t, ps)]
+        result.results.extend(signal_all(remaining, signal.SIGKILL, ps))
+        freed = wait_until(check, 2.0, tick=tick)
+    result.freed = freed
+    result.still_held = [] if freed else state[1]
+    result.unknown = 0 if freed else state[2]
+    return result
+
+
+def wait_gone(targets: Iterable[Target], timeout: float, ps: Any = psutil,
+              tick: Callable[[float], None] | None = None) -> list[Target]:
+    """Wait for processes to exit; return those still alive."""
+    pending = list(targets)
+
+    def check() -> bool:
+        pending[:] = [t for t in pending if is_alive(t, ps)]
+        return not pending
+
+    wait_until(check, timeout, tick=tick)
+    return pending
+

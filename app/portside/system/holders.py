@@ -1,0 +1,122 @@
+"""Which processes hold which socket inodes, from /proc/*/fd, with a cache.
+
+psutil reports one PID per socket; a forking server's workers and a reloader's children
+hold the same socket, so we read every process's fd table as `ss -p` and `lsof` do.
+Reading every fd of every process is the expensive part, so the index remembers each
+process's socket inodes and rescans everything only when an unknown inode appears.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+
+def _proc_pids(root: str) -> set[int]:
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return set()
+    return {int(n) for n in names if n.isdigit()}
+
+
+def scan_pid(root: str, pid: int) -> set[int] | None:
+    """The socket inodes a process holds; None when its fds cannot be read."""
+    fd_dir = f"{root}/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except PermissionError:
+        return None
+    except OSError:
+        return set()  # exited, or a kernel thread: holds nothing we can see
+    inodes: set[int] = set()
+    readlink = os.readlink
+    for fd in fds:
+        try:
+            target = readlink(f"{fd_dir}/{fd}")
+        except PermissionError:
+            return None
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+class HolderIndex:
+    """Maps socket inodes to every PID holding them, updated incrementally per sample."""
+
+    def __init__(self, root: str = "/proc") -> None:
+        self.root = root
+        self._inodes: dict[int, set[int]] = {}  # pid -> socket inodes
+        self._owners: dict[int, list[int]] = {}  # inode -> pids
+        self._denied: set[int] = set()  # pids whose fds we may not read
+        self._unresolved: set[int] = set()  # inodes not found by the last full scan
+        self.full_scans = 0
+
+    @property
+    def denied(self) -> frozenset[int]:
+        """PIDs whose open files could not be read (permission)."""
+        return frozenset(self._denied)
+
+    def _scan(self, pid: int) -> None:
+        inodes = scan_pid(self.root, pid)
+        if inodes is None:
+            self._denied.add(pid)
+            self._inodes[pid] = set()
+        else:
+            self._denied.discard(pid)
+            self._inodes[pid] = inodes
+
+    def _forget(self, pid: int) -> None:
+        self._inodes.pop(pid, None)
+        self._denied.discard(pid)
+
+    def _rebuild_owners(self) -> None:
+        owners: dict[int, list[int]] = {}
+        for pid, inodes in self._inodes.items():
+            for ino in inodes:
+                owners.setdefault(ino, []).append(pid)
+        for pids in owners.values():
+            pids.sort()
+        self._owners = owners
+
+    def update(self, wanted: Iterable[int]) -> dict[int, list[int]]:
+        """Bring the index up to date for these inodes; return inode -> holder PIDs."""
+        wanted_set = {i for i in wanted if i}
+        now = _proc_pids(self.root)
+        known = set(self._inodes)
+        for pid in known - now:
+            self._forget(pid)
+        if known:
+            # New processes are read (a fork inherits sockets; a new server opens one), and
+            # holders are re-read so that a parent that closed its copy stops being listed.
+            holders = {p for ino in wanted_set for p in self._owners.get(ino, ())}
+            for pid in (now - known) | (holders & now):
+                self._scan(pid)
+            self._rebuild_owners()
+        unknown = wanted_set.difference(self._owners, self._unresolved)
+        if unknown or not known:
+            # An old process opened a socket we have not seen: read everything, as ss does.
+            self.full_scans += 1
+            for pid in now:
+                self._scan(pid)
+            self._rebuild_owners()
+            self._unresolved = wanted_set.difference(self._owners)
+        else:
+            self._unresolved &= wanted_set
+        return self._owners
+
+
+def scan_holders(inodes: Iterable[int], root: str = "/proc") -> dict[int, list[int]]:
+    """An uncached scan: inode -> holder PIDs, for the moment before signalling."""
+    wanted = {i for i in inodes if i}
+    owners: dict[int, list[int]] = {}
+    if not wanted:
+        return owners
+    for pid in sorted(_proc_pids(root)):
+        found = scan_pid(root, pid)
+        if found:
+            for ino in found & wanted:
+                owners.setdefault(ino, []).append(pid)
+    return owners

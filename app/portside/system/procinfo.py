@@ -1,0 +1,117 @@
+"""Process details from psutil, cached by (pid, create_time) and pruned every sample."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Iterable
+from typing import Any
+
+import psutil
+
+from ..model import ProcessInfo
+
+_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
+
+
+def user_name(uid: int | None, _cache: dict[int, str] = {}) -> str | None:  # noqa: B006
+    """The login name for a uid, or the number as text when it has none."""
+    if uid is None:
+        return None
+    name = _cache.get(uid)
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except (KeyError, OverflowError):
+            name = str(uid)
+        _cache[uid] = name
+    return name
+
+
+def current_user() -> str:
+    """Who we run as."""
+    return user_name(os.geteuid()) or str(os.geteuid())
+
+
+def _safe(fn: Any, default: Any = None) -> Any:
+    try:
+        return fn()
+    except _ERRORS:
+        return default
+
+
+class ProcessCache:
+    """Keeps a psutil.Process per (pid, create_time); static details are read once."""
+
+    def __init__(self, ps: Any = psutil) -> None:
+        self.ps = ps  # the psutil module, or a psutil-shaped fake in tests
+        self._procs: dict[int, tuple[Any, ProcessInfo]] = {}
+
+    def collect(self, pids: Iterable[int]) -> dict[int, ProcessInfo]:
+        """Details for these PIDs; vanished or unreadable ones are left out, never raised."""
+        out: dict[int, ProcessInfo] = {}
+        for pid in set(pids):
+            info = self._one(pid)
+            if info is not None:
+                out[pid] = info
+        # Prune: only what this sample needed stays cached.
+        for pid in set(self._procs) - set(out):
+            del self._procs[pid]
+        return out
+
+    def _one(self, pid: int) -> ProcessInfo | None:
+        try:
+            proc = self.ps.Process(pid)
+            ctime = proc.create_time()
+        except _ERRORS:
+            self._procs.pop(pid, None)
+            return None
+        cached = self._procs.get(pid)
+        if cached is not None and cached[1].create_time == ctime:
+            proc, base = cached
+            with_dynamic = self._dynamic(proc, base)
+            self._procs[pid] = (proc, with_dynamic)
+            return with_dynamic
+        try:
+            with proc.oneshot():
+                try:
+                    name = proc.name()
+                except psutil.AccessDenied:
+                    name = "?"
+                ppid = _safe(proc.ppid)
+                base = ProcessInfo(
+                    pid=pid,
+                    ppid=ppid,
+                    name=name,
+                    create_time=ctime,
+                    username=_safe(proc.username),
+                    exe=_safe(proc.exe) or None,
+                    cmdline=_tuple(_safe(proc.cmdline)),
+                    cwd=_safe(proc.cwd),
+                )
+                _safe(lambda: proc.cpu_percent(None))  # primes the next reading
+        except (psutil.NoSuchProcess, OSError):
+            return None
+        info = self._dynamic(proc, base)
+        self._procs[pid] = (proc, info)
+        return info
+
+    def _dynamic(self, proc: Any, base: ProcessInfo) -> ProcessInfo:
+        try:
+            with proc.oneshot():
+                status = proc.status()
+                rss = proc.memory_info().rss
+                cpu = proc.cpu_percent(None)
+        except _ERRORS:
+            return base
+        return ProcessInfo(
+            pid=base.pid, ppid=base.ppid, name=base.name, create_time=base.create_time,
+            username=base.username, exe=base.exe, cmdline=base.cmdline, cwd=base.cwd,
+            status=status, rss=rss, cpu_percent=cpu,
+        )
+
+
+def _tuple(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(str(v) for v in value)

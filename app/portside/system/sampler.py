@@ -1,0 +1,185 @@
+"""The sampler: one immutable Snapshot of the machine's sockets and their processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import psutil
+
+from ..model import (
+    LISTEN,
+    NONE,
+    TIME_WAIT,
+    TIME_WAIT_SECONDS,
+    Gaps,
+    ProcessInfo,
+    Snapshot,
+    Socket,
+    main_pid,
+    make_processes,
+)
+from . import kernel
+from .holders import HolderIndex
+from .procinfo import ProcessCache, user_name
+
+_PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+SUDO_HINT = "run with sudo to see every process's sockets"
+
+
+def _is_root() -> bool:
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid is None or geteuid() == 0
+
+
+class Sampler:
+    """Produces Snapshots; keeps caches between samples, so reuse one instance.
+
+    On Linux it reads the kernel's socket tables (sock_diag, else /proc/net) and every
+    holder from /proc/*/fd; elsewhere it uses psutil.net_connections.
+    """
+
+    def __init__(
+        self,
+        all_states: bool = False,
+        reader: str | None = None,
+        ps: Any = psutil,
+        proc_root: str = "/proc",
+    ) -> None:
+        self.all_states = all_states
+        self.ps = ps
+        if reader is None:
+            reader = "sock_diag" if sys.platform.startswith("linux") else "psutil"
+        self.reader = reader
+        self._holders = HolderIndex(proc_root)
+        self._procs = ProcessCache(ps)
+        self._first_seen: dict[tuple[object, ...], float] = {}  # for TIME_WAIT estimates
+        self._notes: tuple[str, ...] = ()
+
+    def sample(self) -> Snapshot:
+        """Take one sample. Per-process errors never escape; OSError does if no reader works."""
+        t0 = time.perf_counter()
+        taken_at, mono = time.time(), time.monotonic()
+        notes: list[str] = []
+        if self.reader in ("sock_diag", "procfs"):
+            socks, procs, denied = self._sample_linux(notes)
+        else:
+            socks, procs, denied = self._sample_psutil(notes, mono)
+        unknown = sum(1 for s in socks if not s.pids and s.state != TIME_WAIT)
+        root = _is_root()
+        if unknown:
+            notes.append(
+                f"{unknown} socket(s) with owner unknown: "
+                + (SUDO_HINT if not root else "their processes' files cannot be read")
+            )
+        gaps = Gaps(is_root=root, unreadable_pids=denied, unknown_owner=unknown,
+                    notes=tuple(notes))
+        return Snapshot(
+            taken_at=taken_at, monotonic=mono, sockets=tuple(socks),
+            processes=make_processes(procs), gaps=gaps, source=self.reader,
+            all_states=self.all_states, duration=time.perf_counter() - t0,
+        )
+
+    # Linux -----------------------------------------------------------------------------
+
+    def _read_kernel(self, notes: list[str]) -> list[Socket]:
+        mask = kernel.state_mask(self.all_states)
+        if self.reader == "sock_diag":
+            try:
+                return kernel.read_sock_diag(mask)
+            except kernel.KernelUnavailable as exc:
+                # Stay on /proc/net from now on, and say so in every sample.
+                self.reader = "procfs"
+                self._notes = (f"sock_diag unavailable ({exc}); reading /proc/net",)
+        notes.extend(self._notes)
+        return kernel.read_proc_net(mask, root=self._holders.root)
+
+    def _sample_linux(
+        self, notes: list[str]
+    ) -> tuple[list[Socket], dict[int, ProcessInfo], int]:
+        socks = self._read_kernel(notes)
+        # TIME_WAIT sockets (most of them, on a busy machine) have no inode and no owner:
+        # they pass through untouched.
+        owned = [i for i, s in enumerate(socks) if s.inode]
+        owners = self._holders.update(socks[i].inode for i in owned)
+        procs = self._procs.collect({p for i in owned for p in owners.get(socks[i].inode, ())})
+        ppids = {pid: info.ppid for pid, info in procs.items()}
+        for i in owned:
+            s = socks[i]
+            # A holder that vanished since the fd scan is dropped, not guessed at.
+            pids = tuple(p for p in owners.get(s.inode, ()) if p in procs)
+            owner = main_pid(pids, ppids)
+            user = procs[owner].username if owner is not None else None
+            socks[i] = s._replace(pids=pids, pid=owner, user=user or user_name(s.uid))
+        return socks, procs, len(self._holders.denied)
+
+    # Portable --------------------------------------------------------------------------
+
+    def _connections(self, notes: list[str]) -> list[Any]:
+        try:
+            return list(self.ps.net_connections(kind="inet"))
+        except self.ps.AccessDenied:
+            # macOS without root: only our own processes' sockets can be listed.
+            notes.append("the full socket list needs root here: showing your own processes "
+                         f"only ({SUDO_HINT})")
+        conns: list[Any] = []
+        me = os.getuid() if hasattr(os, "getuid") else None
+        for proc in self.ps.process_iter(["pid", "uids"]):
+            try:
+                uids = proc.info.get("uids")
+                if me is not None and uids is not None and uids[0] != me:
+                    continue
+                for c in proc.net_connections(kind="inet"):
+                    conns.append(c._replace(pid=proc.pid) if hasattr(c, "_replace") else c)
+            except _PS_ERRORS:
+                continue
+        return conns
+
+    def _sample_psutil(
+        self, notes: list[str], mono: float
+    ) -> tuple[list[Socket], dict[int, ProcessInfo], int]:
+        conns = self._connections(notes)
+        wanted = []
+        for c in conns:
+            proto = "udp" if c.type == socket.SOCK_DGRAM else "tcp"
+            state = NONE if proto == "udp" else str(c.status)
+            if proto == "tcp" and not self.all_states and state not in (LISTEN, TIME_WAIT):
+                continue
+            wanted.append((c, proto, state))
+        procs = self._procs.collect(c.pid for c, _, _ in wanted if c.pid)
+        seen: dict[tuple[object, ...], float] = {}
+        out: list[Socket] = []
+        for c, proto, state in wanted:
+            laddr, lport = (c.laddr[0], c.laddr[1]) if c.laddr else ("", 0)
+            raddr, rport = (c.raddr[0], c.raddr[1]) if c.raddr else (None, None)
+            family = "ipv6" if c.family == socket.AF_INET6 else "ipv4"
+            time_left = None
+            if state == TIME_WAIT:
+                key = (proto, laddr, lport, raddr, rport)
+                first = self._first_seen.get(key, mono)
+                seen[key] = first
+                time_left = max(0.0, TIME_WAIT_SECONDS - (mono - first))
+            pid = c.pid if c.pid in procs else None
+            info = procs.get(pid) if pid else None
+            out.append(Socket(
+                proto=proto, family=family, laddr=laddr, lport=lport, raddr=raddr,
+                rport=rport, state=state, pids=(pid,) if pid else (), pid=pid,
+                user=info.username if info else None, time_left=time_left,
+                time_left_exact=False,
+            ))
+        self._first_seen = seen
+        return out, procs, 0
+
+
+def listeners_on(snapshot: Snapshot, port: int) -> list[Socket]:
+    """The sockets holding a port: TCP listeners and bound UDP sockets."""
+    return [s for s in snapshot.sockets if s.lport == port and s.is_listening]
+
+
+def holder_pids(socks: Iterable[Socket]) -> list[int]:
+    """Every distinct holder PID of these sockets, sorted."""
+    return sorted({p for s in socks for p in s.pids})

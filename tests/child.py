@@ -1,0 +1,60 @@
+"""A test listener: binds a loopback port, prints what it holds as JSON, then waits.
+
+Options: --host ADDR, --port N, --udp, --fork (a child inherits the socket),
+--ignore-term (survives SIGTERM), --close-in-parent (the parent drops its copy after
+forking, like a supervisor handing the socket to a worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--udp", action="store_true")
+    p.add_argument("--fork", action="store_true")
+    p.add_argument("--ignore-term", action="store_true")
+    p.add_argument("--close-in-parent", action="store_true")
+    p.add_argument("--lifetime", type=float, default=120.0)
+    a = p.parse_args()
+    if a.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
+    kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
+    sock = socket.socket(family, kind)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((a.host, a.port))
+    if not a.udp:
+        sock.listen(16)
+    port = sock.getsockname()[1]
+    child = 0
+    if a.fork:
+        child = os.fork()
+        if child == 0:
+            _idle(a.lifetime)
+            os._exit(0)
+        if a.close_in_parent:
+            sock.close()
+    sys.stdout.write(json.dumps({"port": port, "pid": os.getpid(), "child": child}) + "\n")
+    sys.stdout.flush()
+    _idle(a.lifetime)
+
+
+def _idle(lifetime: float) -> None:
+    # Bounded: a test that forgets this process still sees it go by itself.
+    deadline = time.monotonic() + lifetime
+    while time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Process control against real child processes: identity checks, refusals, freeing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import psutil
+import pytest
+
+from conftest import Spawner, alive, wait_for
+from portside.system import control
+from portside.system.sampler import Sampler
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+
+def test_refusals() -> None:
+    assert control.refusal(0) is not None
+    assert control.refusal(-3) is not None
+    assert "init" in (control.refusal(1) or "")
+    assert "itself" in (control.refusal(os.getpid()) or "")
+    assert "parents" in (control.refusal(os.getppid()) or "")
+    for parent in psutil.Process().parents():
+        if parent.pid > 1:
+            assert "parents" in (control.refusal(parent.pid) or "")
+
+
+@linux
+def test_kernel_threads_are_refused() -> None:
+    kthreads = [p for p in psutil.pids() if p > 1 and control._is_kernel_thread(p)]
+    if not kthreads:
+        pytest.skip("no kernel thread visible in this PID namespace")
+    assert "kernel thread" in (control.refusal(kthreads[0]) or "")
+
+
+def test_refused_targets_are_not_signalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[object] = []
+    monkeypatch.setattr(os, "kill", lambda *a: sent.append(a))
+    me = control.target_of(os.getpid())
+    assert me is not None
+    res = control.send_signal(me, signal.SIGTERM)
+    assert res.outcome == control.REFUSED and not sent
+
+
+@pytest.mark.parametrize("use_pidfd", [True, False])
+def test_pid_reuse_sends_nothing(spawn: Spawner, monkeypatch: pytest.MonkeyPatch,
+                                 use_pidfd: bool) -> None:
+    held = spawn()
+    real = control.target_of(held.pid)
+    assert real is not None
+    # The PID now names a process started at another time: the one the user chose is gone.
+    stale = control.Target(held.pid, real.create_time - 50.0, real.name)
+    sent: list[object] = []
+    monkeypatch.setattr(signal, "pidfd_send_signal", lambda *a: sent.append(a), raising=False)
+    monkeypatch.setattr(os, "kill", lambda *a: sent.append(a))
+    res = control.send_signal(stale, signal.SIGKILL, use_pidfd=use_pidfd)
+    assert res.outcome == control.GONE and res.message == "exited or PID reused"
+    assert sent == []
+    assert alive(held.pid)
+
+
+@pytest.mark.parametrize("use_pidfd", [True, False])
+def test_sigterm_ends_a_real_process(spawn: Spawner, use_pidfd: bool) -> None:
+    held = spawn()
+    target = control.target_of(held.pid)
+    assert target is not None and target.name.startswith("python")
+    res = control.send_signal(target, signal.SIGTERM, use_pidfd=use_pidfd)
+    assert res.ok, res.message
+    wait_for(lambda: not alive(held.pid))
+    again = control.send_signal(target, signal.SIGTERM, use_pidfd=use_pidfd)
+    assert again.outcome == control.GONE
+
+
+@pytest.mark.parametrize("use_pidfd", [True, False])
+def test_sigterm_to_a_stopped_process_is_followed_by_sigcont(spawn: Spawner,
+                                                             use_pidfd: bool) -> None:
+    held = spawn()
+    os.kill(held.pid, signal.SIGSTOP)
+    wait_for(lambda: psutil.Process(held.pid).status() == psutil.STATUS_STOPPED)
+    target = control.target_of(held.pid)
+    assert target is not None
+    res = control.send_signal(target, signal.SIGTERM, use_pidfd=use_pidfd)
+    assert res.ok and "SIGCONT" in res.message
+    wait_for(lambda: not alive(held.pid))
+
+
+def test_socket_refusals() -> None:
+    from portside.model import Socket
+    tw = Socket("tcp", "ipv4", "127.0.0.1", 3000, "127.0.0.1", 5000, "TIME_WAIT")
+    unknown = Socket("tcp", "ipv4", "127.0.0.1", 3000, None, None, "LISTEN", 9)
+    owned = Socket("tcp", "ipv4", "127.0.0.1", 3000, None, None, "LISTEN", 9, pids=(5,), pid=5)
+    assert "TIME_WAIT" in (control.socket_refusal(tw) or "")
+    assert "unknown" in (control.socket_refusal(unknown) or "")
+    assert control.socket_refusal(owned) is None
+
+
+@linux
+def test_free_port_signals_every_holder(spawn: Spawner) -> None:
+    held = spawn("--fork")
+    sampler = Sampler()
+    plan = control.plan_port(held.port, sampler.sample())
+    assert sorted(t.pid for t in plan.targets) == held.pids
+    ticks: list[float] = []
+    res = control.free_port(plan, grace=10, sampler=sampler, tick=ticks.append)
+    assert res.freed and res.still_held == []
+    assert [r.outcome for r in res.results] == ["sent", "sent"]
+    wait_for(lambda: not alive(held.pid) and not alive(held.child))
+
+
+@linux
+def test_free_port_without_force_leaves_a_stubborn_holder(spawn: Spawner) -> None:
+    held = spawn("--ignore-term")
+    sampler = Sampler()
+    plan = control.plan_port(held.port, sampler.sample())
+    res = control.free_port(plan, grace=0.5, sampler=sampler)
+    assert not res.freed and res.still_held == [held.pid] and alive(held.pid)
+    forced = control.free_port(plan, grace=0.5, force=True, sampler=sampler)
+    assert forced.freed
+    assert [control.signal_name(r.signal) for r in forced.results] == ["SIGTERM", "SIGKILL"]
+    wait_for(lambda: not alive(held.pid))
+
+
+@linux
+def test_free_port_never_kills_a_holder_it_was_not_asked_about(spawn: Spawner) -> None:
+    held = spawn("--ignore-term")
+    sampler = Sampler()
+    plan = control.plan_port(held.port, sampler.sample())
+    # Confirmed with no targets (say the holder changed after the dialog opened).
+    empty = control.PortPlan(plan.port, plan.sockets, ())
+    res = control.free_port(empty, grace=0.2, force=True, sampler=sampler)
+    assert not res.freed and res.results == [] and alive(held.pid)

@@ -1,0 +1,127 @@
+"""The Linux readers against real loopback sockets: sock_diag and /proc/net must agree."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import pytest
+
+from conftest import Spawner, make_time_wait, wait_for
+from portside.model import Socket
+from portside.system import kernel
+from portside.system.holders import HolderIndex, scan_holders
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+
+def _mine(rows: list[Socket], port: int) -> list[Socket]:
+    return sorted((r for r in rows if r.lport == port or r.rport == port), key=repr)
+
+
+def test_both_readers_see_listeners_udp_and_time_wait(spawn: Spawner) -> None:
+    tcp = spawn("--host", "127.0.0.1")
+    tcp6 = spawn("--host", "::1")
+    udp = spawn("--udp")
+    tw_port = make_time_wait(3)
+    mask = kernel.state_mask(all_states=False)
+    diag = kernel.read_sock_diag(mask)
+    proc = kernel.read_proc_net(mask)
+    for held, family, proto, state, addr in (
+        (tcp, "ipv4", "tcp", "LISTEN", "127.0.0.1"),
+        (tcp6, "ipv6", "tcp", "LISTEN", "::1"),
+        (udp, "ipv4", "udp", "NONE", "127.0.0.1"),
+    ):
+        d = _mine(diag, held.port)
+        assert len(d) == 1, d
+        assert (d[0].family, d[0].proto, d[0].state, d[0].laddr) == (family, proto, state, addr)
+        assert d[0].inode > 0 and d[0].raddr is None and d[0].rport is None
+        p = _mine(proc, held.port)
+        assert [r._replace(time_left=None) for r in p] == [r._replace(time_left=None) for r in d]
+    tws = [r for r in diag if r.lport == tw_port and r.state == "TIME_WAIT"]
+    assert len(tws) == 3
+    for r in tws:
+        assert r.inode == 0 and r.raddr == "127.0.0.1" and r.rport
+        assert r.time_left is not None and 55.0 < r.time_left <= 60.0
+    ptws = [r for r in proc if r.lport == tw_port and r.state == "TIME_WAIT"]
+    assert sorted(r.rport or 0 for r in ptws) == sorted(r.rport or 0 for r in tws)
+    for a, b in zip(sorted(tws, key=repr), sorted(ptws, key=repr), strict=True):
+        assert a.time_left is not None and b.time_left is not None
+        assert abs(a.time_left - b.time_left) < 1.0  # ms vs 1/100 s, read moments apart
+
+
+def test_all_states_includes_established() -> None:
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        port = lsn.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as cli:
+            srv, _ = lsn.accept()
+            with srv:
+                rows = kernel.read_sock_diag(kernel.state_mask(all_states=True))
+                est = [r for r in rows if r.state == "ESTABLISHED" and port in (r.lport, r.rport)]
+                assert len(est) == 2
+                assert {(r.lport == port) for r in est} == {True, False}
+                default = kernel.read_sock_diag(kernel.state_mask(all_states=False))
+                assert not [r for r in default if r.state == "ESTABLISHED"]
+                cport = cli.getsockname()[1]
+                assert any(r.lport == cport and r.rport == port for r in est)
+
+
+def test_holders_include_a_forked_child_and_follow_a_parent_closing(spawn: Spawner) -> None:
+    both = spawn("--fork")
+    handed = spawn("--fork", "--close-in-parent")
+    rows = kernel.read_sock_diag(kernel.state_mask(False))
+    inode = {r.lport: r.inode for r in rows if r.state == "LISTEN"}
+    owners = scan_holders(inode.values())
+    assert owners[inode[both.port]] == both.pids
+    assert owners[inode[handed.port]] == [handed.child]
+    index = HolderIndex()
+    cached = index.update(inode.values())
+    assert cached[inode[both.port]] == both.pids
+    scans = index.full_scans
+    # Nothing new: the next update must not read every process again.
+    index.update(inode.values())
+    assert index.full_scans == scans
+
+
+def test_holder_index_rescans_when_a_new_socket_appears(spawn: Spawner) -> None:
+    index = HolderIndex()
+    first = spawn()
+    rows = kernel.read_sock_diag(kernel.state_mask(False))
+    index.update(r.inode for r in rows)
+    scans = index.full_scans
+    second = spawn()
+    rows = kernel.read_sock_diag(kernel.state_mask(False))
+    owners = index.update(r.inode for r in rows)
+    by_port = {r.lport: r.inode for r in rows if r.state == "LISTEN"}
+    assert owners[by_port[second.port]] == [second.pid]
+    assert owners[by_port[first.port]] == [first.pid]
+    # The new socket came with a new process: reading that process was enough.
+    assert index.full_scans == scans
+    # An existing process opening a socket needs the full scan.
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen(1)
+        rows = kernel.read_sock_diag(kernel.state_mask(False))
+        ino = next(r.inode for r in rows if r.lport == mine.getsockname()[1])
+        assert index.update(r.inode for r in rows)[ino] == [os.getpid()]
+        assert index.full_scans == scans + 1
+
+
+def test_holder_index_forgets_a_holder_that_exits(spawn: Spawner) -> None:
+    held = spawn("--fork")
+    index = HolderIndex()
+    rows = kernel.read_sock_diag(kernel.state_mask(False))
+    ino = next(r.inode for r in rows if r.lport == held.port and r.state == "LISTEN")
+    assert index.update([ino])[ino] == held.pids
+    held.proc.kill()
+    held.proc.wait(10)
+    # The parent is reaped; only the child holds the socket now.
+    assert wait_for(lambda: index.update([ino]).get(ino) == [held.child])
+
+
+def test_proc_net_reader_reports_missing_tables(tmp_path: object) -> None:
+    with pytest.raises(kernel.KernelUnavailable):
+        kernel.read_proc_net(kernel.state_mask(False), root=str(tmp_path))

@@ -1,0 +1,211 @@
+"""The sampler: real sockets on Linux, psutil-shaped fakes for faults and other platforms."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psutil
+import pytest
+
+from conftest import Spawner, make_time_wait
+from portside.system.procinfo import user_name
+from portside.system.sampler import Sampler
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+Addr = namedtuple("Addr", "ip port")
+Conn = namedtuple("Conn", "fd family type laddr raddr status pid")
+
+
+class FakeProcess:
+    """A psutil.Process stand-in whose methods can be made to fail."""
+
+    def __init__(self, ps: FakePs, pid: int) -> None:
+        if pid in ps.gone:
+            raise psutil.NoSuchProcess(pid)
+        self.pid = pid
+        self.ps = ps
+
+    @contextmanager
+    def oneshot(self) -> Iterator[None]:
+        yield
+
+    def _get(self, what: str, value: Any) -> Any:
+        fault = self.ps.faults.get((self.pid, what))
+        if fault is not None:
+            raise fault
+        return value
+
+    def create_time(self) -> float:
+        return float(self._get("create_time", 1000.0 + self.pid))
+
+    def name(self) -> str:
+        return str(self._get("name", f"proc{self.pid}"))
+
+    def ppid(self) -> int:
+        return int(self._get("ppid", 1))
+
+    def username(self) -> str:
+        return str(self._get("username", "alice"))
+
+    def exe(self) -> str:
+        return str(self._get("exe", f"/usr/bin/proc{self.pid}"))
+
+    def cmdline(self) -> list[str]:
+        return list(self._get("cmdline", [f"proc{self.pid}", "--serve"]))
+
+    def cwd(self) -> str:
+        return str(self._get("cwd", "/srv"))
+
+    def status(self) -> str:
+        return str(self._get("status", "sleeping"))
+
+    def memory_info(self) -> Any:
+        return namedtuple("M", "rss")(self._get("rss", 1 << 20))
+
+    def cpu_percent(self, interval: object = None) -> float:
+        return 0.0
+
+    def net_connections(self, kind: str = "inet") -> list[Conn]:
+        return list(self.ps.own_conns.get(self.pid, []))
+
+
+class FakePs:
+    """A psutil module stand-in: net_connections, Process, process_iter, errors."""
+
+    NoSuchProcess = psutil.NoSuchProcess
+    AccessDenied = psutil.AccessDenied
+    ZombieProcess = psutil.ZombieProcess
+
+    def __init__(self) -> None:
+        self.conns: list[Conn] | None = []
+        self.own_conns: dict[int, list[Conn]] = {}
+        self.uids: dict[int, int] = {}
+        self.gone: set[int] = set()
+        self.faults: dict[tuple[int, str], Exception] = {}
+
+    def Process(self, pid: int) -> FakeProcess:
+        return FakeProcess(self, pid)
+
+    def net_connections(self, kind: str = "inet") -> list[Conn]:
+        if self.conns is None:
+            raise psutil.AccessDenied()
+        return list(self.conns)
+
+    def process_iter(self, attrs: list[str]) -> Iterator[Any]:
+        for pid, uid in self.uids.items():
+            p = FakeProcess(self, pid)
+            p.info = {"pid": pid, "uids": (uid, uid, uid)}  # type: ignore[attr-defined]
+            yield p
+
+
+def tcp(lport: int, state: str, pid: int | None, raddr: Addr | None = None) -> Conn:
+    return Conn(3, socket.AF_INET, socket.SOCK_STREAM, Addr("127.0.0.1", lport),
+                raddr or (), state, pid)
+
+
+@linux
+def test_linux_sample_has_every_holder_and_details(spawn: Spawner) -> None:
+    held = spawn("--fork")
+    snap = Sampler().sample()
+    mine = [s for s in snap.sockets if s.lport == held.port]
+    assert len(mine) == 1
+    s = mine[0]
+    assert s.pids == tuple(held.pids) and s.pid == held.pid  # the parent, not the worker
+    proc = snap.processes[held.pid]
+    assert proc.cmdline is not None and "child.py" in " ".join(proc.cmdline)
+    assert proc.create_time > 0 and proc.username and proc.status
+    assert snap.processes[held.child].ppid == held.pid
+    assert snap.source == "sock_diag" and snap.gaps.is_root == (os.geteuid() == 0)
+
+
+@linux
+def test_procfs_reader_gives_the_same_answer(spawn: Spawner) -> None:
+    held = spawn("--fork")
+    tw = make_time_wait(2)
+    a = Sampler(reader="sock_diag").sample()
+    b = Sampler(reader="procfs").sample()
+    assert b.source == "procfs"
+
+    def mine(snap: Any) -> list[tuple[Any, ...]]:
+        return sorted((s.proto, s.laddr, s.lport, s.raddr, s.rport, s.state, s.pids)
+                      for s in snap.sockets if s.lport in (held.port, tw))
+    assert mine(a) == mine(b) and len(mine(a)) == 3
+
+
+@linux
+def test_a_process_vanishing_mid_sample_is_not_an_error(spawn: Spawner) -> None:
+    held = spawn()
+    fake = FakePs()
+    fake.gone.add(held.pid)  # the fd scan saw it; by the time we ask psutil it is gone
+    snap = Sampler(ps=fake).sample()
+    s = next(s for s in snap.sockets if s.lport == held.port)
+    assert s.pid is None and s.pids == ()  # listed, owner unknown: never dropped
+    assert snap.gaps.unknown_owner >= 1
+
+
+@linux
+def test_access_denied_on_details_keeps_the_process(spawn: Spawner) -> None:
+    held = spawn()
+    fake = FakePs()
+    for what in ("exe", "cwd", "cmdline", "username"):
+        fake.faults[(held.pid, what)] = psutil.AccessDenied(held.pid)
+    fake.faults[(held.pid, "status")] = psutil.ZombieProcess(held.pid)
+    snap = Sampler(ps=fake).sample()
+    s = next(s for s in snap.sockets if s.lport == held.port)
+    assert s.pid == held.pid
+    p = snap.processes[held.pid]
+    assert (p.exe, p.cwd, p.cmdline, p.username, p.status) == (None, None, None, None, None)
+    assert p.name == f"proc{held.pid}"
+    assert s.user == user_name(os.geteuid())  # from the socket's owner uid
+
+
+def test_portable_path_and_estimated_time_wait() -> None:
+    fake = FakePs()
+    fake.conns = [
+        tcp(3000, "LISTEN", 42),
+        tcp(3000, "TIME_WAIT", None, Addr("127.0.0.1", 50000)),
+        tcp(3000, "ESTABLISHED", 42, Addr("127.0.0.1", 50001)),
+        Conn(4, socket.AF_INET6, socket.SOCK_DGRAM, Addr("::", 5353), (), "NONE", 7),
+    ]
+    sampler = Sampler(reader="psutil", ps=fake)
+    snap = sampler.sample()
+    states = sorted((s.state, s.family, s.pid) for s in snap.sockets)
+    assert states == [("LISTEN", "ipv4", 42), ("NONE", "ipv6", 7), ("TIME_WAIT", "ipv4", None)]
+    tw = next(s for s in snap.sockets if s.state == "TIME_WAIT")
+    assert tw.time_left_exact is False and tw.time_left is not None
+    assert 59.0 < tw.time_left <= 60.0
+    later = sampler.sample()
+    tw2 = next(s for s in later.sockets if s.state == "TIME_WAIT")
+    assert tw2.time_left is not None and tw2.time_left <= tw.time_left
+    assert snap.processes[42].name == "proc42"
+    assert len(Sampler(reader="psutil", ps=fake, all_states=True).sample().sockets) == 4
+
+
+def test_macos_style_access_denied_falls_back_to_own_processes() -> None:
+    fake = FakePs()
+    fake.conns = None  # net_connections raises AccessDenied, as on macOS without root
+    me, other = os.getuid(), os.getuid() + 1
+    fake.uids = {10: me, 11: other}
+    fake.own_conns = {10: [tcp(8000, "LISTEN", None)], 11: [tcp(9000, "LISTEN", None)]}
+    fake.faults[(12, "name")] = psutil.NoSuchProcess(12)
+    snap = Sampler(reader="psutil", ps=fake).sample()
+    assert [(s.lport, s.pid) for s in snap.sockets] == [(8000, 10)]
+    assert any("root" in n for n in snap.gaps.notes)
+
+
+def test_portable_path_survives_processes_vanishing() -> None:
+    fake = FakePs()
+    fake.conns = [tcp(3000, "LISTEN", 42), tcp(3001, "LISTEN", 43)]
+    fake.gone.add(43)
+    fake.faults[(42, "name")] = psutil.AccessDenied(42)
+    snap = Sampler(reader="psutil", ps=fake).sample()
+    assert sorted((s.lport, s.pid) for s in snap.sockets) == [(3000, 42), (3001, None)]
+    assert snap.processes[42].name == "?"
+    assert snap.gaps.unknown_owner == 1
