@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from conftest import Spawner, alive, wait_for
+from portside import model
 from portside.system import control
 from portside.system.sampler import Sampler
 
@@ -41,7 +42,7 @@ def test_refused_targets_are_not_signalled(monkeypatch: pytest.MonkeyPatch) -> N
     me = control.target_of(os.getpid())
     assert me is not None
     res = control.send_signal(me, signal.SIGTERM)
-    assert res.outcome == control.REFUSED and not sent
+    assert res.outcome == model.REFUSED and not sent
 
 
 @pytest.mark.parametrize("use_pidfd", [True, False])
@@ -51,12 +52,12 @@ def test_pid_reuse_sends_nothing(spawn: Spawner, monkeypatch: pytest.MonkeyPatch
     real = control.target_of(held.pid)
     assert real is not None
     # The PID now names a process started at another time: the one the user chose is gone.
-    stale = control.Target(held.pid, real.create_time - 50.0, real.name)
+    stale = model.Target(held.pid, real.create_time - 50.0, real.name)
     sent: list[object] = []
     monkeypatch.setattr(signal, "pidfd_send_signal", lambda *a: sent.append(a), raising=False)
     monkeypatch.setattr(os, "kill", lambda *a: sent.append(a))
     res = control.send_signal(stale, signal.SIGKILL, use_pidfd=use_pidfd)
-    assert res.outcome == control.GONE and res.message == "exited or PID reused"
+    assert res.outcome == model.GONE and res.message == "exited or PID reused"
     assert sent == []
     assert alive(held.pid)
 
@@ -70,7 +71,7 @@ def test_sigterm_ends_a_real_process(spawn: Spawner, use_pidfd: bool) -> None:
     assert res.ok, res.message
     wait_for(lambda: not alive(held.pid))
     again = control.send_signal(target, signal.SIGTERM, use_pidfd=use_pidfd)
-    assert again.outcome == control.GONE
+    assert again.outcome == model.GONE
 
 
 @pytest.mark.parametrize("use_pidfd", [True, False])

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from . import __version__
+from . import __version__, model
 from .fmt import format_duration, format_endpoint, join_cmdline, safe_text
 from .model import LISTEN, TIME_WAIT, Snapshot, Socket
 from .query import SYNTAX_HELP, QueryError, parse
@@ -349,7 +349,7 @@ def _kill(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> 
     ports = sorted({v for k, v in args.targets if k == "port"})
     pids = sorted({v for k, v in args.targets if k == "pid"})
     plans = [control.plan_port(p, snap) for p in ports]
-    targets: dict[int, control.Target] = {}
+    targets: dict[int, model.Target] = {}
     ports_of: dict[int, list[int]] = {}
     refused: dict[int, str] = {}
     matched = False
@@ -435,7 +435,7 @@ def _execute(args: argparse.Namespace, sampler: Any, targets: list[Any], ports: 
         ok = control.wait_until(done, 2.0, tick=tick)
     if tick is not None:
         err.write("\r\x1b[K")
-    denied = [r.target.pid for r in results if r.outcome == control.DENIED]
+    denied = [r.target.pid for r in results if r.outcome == model.DENIED]
     for port in ports:
         free, holders, _unknown = state.get(port, (True, [], 0))
         if free:

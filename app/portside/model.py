@@ -152,3 +152,78 @@ def main_pid(pids: tuple[int, ...], ppid_of: Mapping[int, int | None]) -> int | 
     held = set(pids)
     roots = [p for p in pids if ppid_of.get(p) not in held]
     return min(roots) if roots else min(pids)
+
+
+# Acting on processes -------------------------------------------------------------------
+
+# Outcomes of one signal.
+SENT = "sent"
+GONE = "gone"  # exited, or the PID now names another process: nothing was sent
+DENIED = "denied"  # the kernel refused (another user's process)
+REFUSED = "refused"  # we refused: PID 1, ourselves, an ancestor, a kernel thread
+GONE_MESSAGE = "exited or PID reused"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A process as it was when the user chose it: (pid, create_time) is its identity."""
+
+    pid: int
+    create_time: float
+    name: str = ""
+    username: str | None = None
+    cmdline: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_info(cls, info: ProcessInfo) -> Target:
+        """The target for a process listed in a snapshot."""
+        return cls(info.pid, info.create_time, info.name, info.username, info.cmdline)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """What happened when we tried to signal one target."""
+
+    target: Target
+    signal: int
+    outcome: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the signal was delivered."""
+        return self.outcome == SENT
+
+
+# The EADDRINUSE diagnosis ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BindResult:
+    """One real bind() attempt on a TCP socket (never listened on, closed at once)."""
+
+    address: str
+    reuseaddr: bool
+    ok: bool
+    error: str | None = None  # "EADDRINUSE", "EACCES", "unavailable", ...
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """Everything `portside why PORT` says about one port."""
+
+    port: int
+    listeners: tuple[Socket, ...]  # TCP LISTEN sockets on the port
+    udp: tuple[Socket, ...]  # UDP sockets bound to the port
+    holders: tuple[ProcessInfo, ...]  # every known process holding a listener
+    unknown_holders: int  # listeners whose holder cannot be seen
+    time_wait: int  # TIME_WAIT sockets with this local port
+    time_wait_last: float | None  # seconds until the last of them expires
+    time_wait_exact: bool
+    others: tuple[tuple[str, int], ...]  # other TCP states on the local port: (state, count)
+    binds: tuple[BindResult, ...]
+    can_bind: bool  # bind works without SO_REUSEADDR on every available address
+    can_bind_reuse: bool  # ... with SO_REUSEADDR
+    verdict: tuple[str, ...]
+    is_root: bool

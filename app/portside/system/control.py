@@ -11,51 +11,23 @@ from typing import Any
 
 import psutil
 
-from ..model import TIME_WAIT, ProcessInfo, Snapshot, Socket
+from ..model import (
+    DENIED,
+    GONE,
+    GONE_MESSAGE,
+    REFUSED,
+    SENT,
+    TIME_WAIT,
+    SignalResult,
+    Snapshot,
+    Socket,
+    Target,
+)
 from .sampler import Sampler, holder_pids, listeners_on
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 PF_KTHREAD = 0x00200000
-GONE_MESSAGE = "exited or PID reused"
 SUDO_SUGGESTION = "permission denied: it belongs to another user (try sudo)"
-
-# Outcomes of one signal.
-SENT = "sent"
-GONE = "gone"  # exited, or the PID now names another process: nothing was sent
-DENIED = "denied"  # the kernel refused (another user's process)
-REFUSED = "refused"  # we refused: PID 1, ourselves, an ancestor, a kernel thread
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A process as it was when the user chose it: (pid, create_time) is its identity."""
-
-    pid: int
-    create_time: float
-    name: str = ""
-    username: str | None = None
-    cmdline: tuple[str, ...] | None = None
-
-    @classmethod
-    def from_info(cls, info: ProcessInfo) -> Target:
-        """The target for a process listed in a snapshot."""
-        return cls(info.pid, info.create_time, info.name, info.username, info.cmdline)
-
-
-@dataclass(frozen=True, slots=True)
-class SignalResult:
-    """What happened when we tried to signal one target."""
-
-    target: Target
-    signal: int
-    outcome: str
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        """True when the signal was delivered."""
-        return self.outcome == SENT
-
 
 def signal_name(sig: int) -> str:
     """SIGTERM, SIGKILL, ..."""

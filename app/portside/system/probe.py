@@ -6,24 +6,12 @@ import dataclasses
 import errno
 import socket
 from collections import Counter
-from dataclasses import dataclass
 
 from ..fmt import format_duration
-from ..model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket
+from ..model import LISTEN, TIME_WAIT, BindResult, Diagnosis, Snapshot
 from .sampler import holder_pids
 
 PROBE_ADDRESSES = ("0.0.0.0", "::", "127.0.0.1")
-
-
-@dataclass(frozen=True, slots=True)
-class BindResult:
-    """One real bind() attempt on a TCP socket (never listened on, closed at once)."""
-
-    address: str
-    reuseaddr: bool
-    ok: bool
-    error: str | None = None  # "EADDRINUSE", "EACCES", "unavailable", ...
-    detail: str | None = None
 
 
 def try_bind(address: str, port: int, reuseaddr: bool) -> BindResult:
@@ -56,26 +44,6 @@ def try_bind(address: str, port: int, reuseaddr: bool) -> BindResult:
 def probe(port: int, addresses: tuple[str, ...] = PROBE_ADDRESSES) -> list[BindResult]:
     """bind() each address with and without SO_REUSEADDR."""
     return [try_bind(a, port, reuse) for a in addresses for reuse in (False, True)]
-
-
-@dataclass(frozen=True, slots=True)
-class Diagnosis:
-    """Everything `portside why PORT` says about one port."""
-
-    port: int
-    listeners: tuple[Socket, ...]  # TCP LISTEN sockets on the port
-    udp: tuple[Socket, ...]  # UDP sockets bound to the port
-    holders: tuple[ProcessInfo, ...]  # every known process holding a listener
-    unknown_holders: int  # listeners whose holder cannot be seen
-    time_wait: int  # TIME_WAIT sockets with this local port
-    time_wait_last: float | None  # seconds until the last of them expires
-    time_wait_exact: bool
-    others: tuple[tuple[str, int], ...]  # other TCP states on the local port: (state, count)
-    binds: tuple[BindResult, ...]
-    can_bind: bool  # bind works without SO_REUSEADDR on every available address
-    can_bind_reuse: bool  # ... with SO_REUSEADDR
-    verdict: tuple[str, ...]
-    is_root: bool
 
 
 def diagnose(port: int, snap: Snapshot, binds: list[BindResult] | None = None) -> Diagnosis:
