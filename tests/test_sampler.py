@@ -209,3 +209,40 @@ def test_portable_path_survives_processes_vanishing() -> None:
     assert sorted((s.lport, s.pid) for s in snap.sockets) == [(3000, 42), (3001, None)]
     assert snap.processes[42].name == "?"
     assert snap.gaps.unknown_owner == 1
+
+
+@linux
+def test_connection_counts_and_parent_chains(spawn: Spawner) -> None:
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(4)
+        port = lsn.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        accepted = [lsn.accept()[0] for _ in clients]
+        try:
+            snap = Sampler(count_connections=True, ancestors=True).sample()
+            assert snap.connections.get(port) == 3  # the server ends, not the clients
+            assert not [s for s in snap.sockets if s.state == "ESTABLISHED"]
+            me = snap.processes[os.getpid()]
+            assert me.ppid in snap.processes  # our parent chain came along
+            full = Sampler(all_states=True, count_connections=True).sample()
+            assert len([s for s in full.sockets if s.state == "ESTABLISHED"
+                        and port in (s.lport, s.rport)]) == 6
+        finally:
+            for c in clients + accepted:
+                c.close()
+
+
+def test_cgroup_unit(tmp_path: Any) -> None:
+    from portside.system.procinfo import cgroup_unit
+    cases = {
+        1: "0::/system.slice/nginx.service\n",
+        2: "0::/user.slice/user-1000.slice/session-3.scope\n",
+        3: "0::/system.slice/docker-0123456789abcdef0123456789abcdef.scope\n",
+        4: "0::/\n",
+    }
+    for pid, text in cases.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cgroup").write_text(text)
+    got = {pid: cgroup_unit(pid, root=str(tmp_path)) for pid in [*cases, 5]}
+    assert got == {1: "nginx.service", 2: None, 3: "docker 0123456789ab", 4: None, 5: None}

@@ -21,6 +21,7 @@ from . import __version__, model
 from .fmt import format_duration, format_endpoint, join_cmdline, safe_text
 from .model import LISTEN, TIME_WAIT, Snapshot, Socket
 from .query import SYNTAX_HELP, QueryError, parse
+from .report import diagnosis_lines
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH = 0, 1, 2, 3
 COMMANDS = ("list", "why", "kill", "wait")
@@ -279,42 +280,10 @@ def _why(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         }, out, indent=1)
         out.write("\n")
         return EXIT_OK if d.can_bind else EXIT_FAIL
-    out.write(f"Port {d.port}\n\n")
-    if d.listeners:
-        out.write("Listening:\n")
-        for s in d.listeners:
-            fam = "IPv6" if s.family == "ipv6" else "IPv4"
-            holders = ", ".join(_proc_label(snap, p) for p in s.pids) or "unknown holder"
-            out.write(f"  {format_endpoint(s.laddr, s.lport)} ({fam})  {holders}\n")
-        for p in d.holders:
-            out.write(f"    PID {p.pid}: {safe_text(join_cmdline(p.cmdline) or p.name)}\n")
-    else:
-        out.write("Listening: nothing\n")
-    tw = "none"
-    if d.time_wait:
-        approx = "" if d.time_wait_exact else "~"
-        tw = (f"{d.time_wait}, the last expires in {approx}"
-              f"{format_duration(d.time_wait_last or 0.0)}")
-    out.write(f"TIME_WAIT: {tw}\n")
-    if d.others:
-        out.write("Other connections on it: "
-                  + ", ".join(f"{n} {s}" for s, n in d.others) + "\n")
-    if d.udp:
-        out.write(f"UDP sockets bound to it: {len(d.udp)}\n")
-    out.write("\nbind() now:\n")
-    for b in d.binds:
-        label = f"{format_endpoint(b.address, d.port)}{' SO_REUSEADDR' if b.reuseaddr else ''}"
-        state = "ok" if b.ok else f"{b.error}" + (f" ({b.detail})" if b.detail else "")
-        out.write(f"  {label:<28} {state}\n")
-    out.write("\n" + "\n".join(d.verdict) + "\n")
+    out.write("\n".join(diagnosis_lines(d)) + "\n")
     for note in snap.gaps.notes:
         err.write(f"note: {note}\n")
     return EXIT_OK if d.can_bind else EXIT_FAIL
-
-
-def _proc_label(snap: Snapshot, pid: int) -> str:
-    proc = snap.process(pid)
-    return f"PID {pid} ({safe_text(proc.name)})" if proc else f"PID {pid}"
 
 
 # kill -----------------------------------------------------------------------------------

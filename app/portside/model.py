@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -95,6 +95,7 @@ class ProcessInfo:
     cwd: str | None = None
     rss: int | None = None
     cpu_percent: float | None = None
+    unit: str | None = None  # systemd unit or container, from the cgroup, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,10 @@ def _empty_processes() -> Mapping[int, ProcessInfo]:
     return MappingProxyType({})
 
 
+def _empty_counts() -> Mapping[int, int]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """One sample: the sockets, their processes and what could not be seen."""
@@ -128,6 +133,9 @@ class Snapshot:
     source: str = ""  # which reader produced it: "sock_diag", "procfs", "psutil"
     all_states: bool = False
     duration: float = 0.0  # seconds the sample took
+    # TCP connections (not LISTEN, not TIME_WAIT) per local port, when counted: the number
+    # of clients connected to a listener on that port.
+    connections: Mapping[int, int] = field(default_factory=_empty_counts)
 
     def process(self, pid: int | None) -> ProcessInfo | None:
         """The process with this PID, if known."""
@@ -143,6 +151,16 @@ class Snapshot:
 def make_processes(procs: Mapping[int, ProcessInfo]) -> Mapping[int, ProcessInfo]:
     """A read-only view of a PID -> process mapping, for a snapshot."""
     return MappingProxyType(dict(procs))
+
+
+def listeners_on(snapshot: Snapshot, port: int) -> list[Socket]:
+    """The sockets holding a port: TCP listeners and bound UDP sockets."""
+    return [s for s in snapshot.sockets if s.lport == port and s.is_listening]
+
+
+def holder_pids(socks: Iterable[Socket]) -> list[int]:
+    """Every distinct holder PID of these sockets, sorted."""
+    return sorted({p for s in socks for p in s.pids})
 
 
 def main_pid(pids: tuple[int, ...], ppid_of: Mapping[int, int | None]) -> int | None:

@@ -22,8 +22,10 @@ from ..model import (
     Snapshot,
     Socket,
     Target,
+    holder_pids,
+    listeners_on,
 )
-from .sampler import Sampler, holder_pids, listeners_on
+from .sampler import Sampler
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 PF_KTHREAD = 0x00200000

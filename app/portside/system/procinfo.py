@@ -47,13 +47,20 @@ class ProcessCache:
         self.ps = ps  # the psutil module, or a psutil-shaped fake in tests
         self._procs: dict[int, tuple[Any, ProcessInfo]] = {}
 
-    def collect(self, pids: Iterable[int]) -> dict[int, ProcessInfo]:
-        """Details for these PIDs; vanished or unreadable ones are left out, never raised."""
+    def collect(self, pids: Iterable[int], ancestors: bool = False) -> dict[int, ProcessInfo]:
+        """Details for these PIDs (and their parent chains); vanished ones are left out."""
         out: dict[int, ProcessInfo] = {}
-        for pid in set(pids):
-            info = self._one(pid)
-            if info is not None:
-                out[pid] = info
+        pending = set(pids)
+        for _ in range(64):  # parent chains are short; the bound guards against cycles
+            for pid in pending:
+                info = self._one(pid)
+                if info is not None:
+                    out[pid] = info
+            if not ancestors:
+                break
+            pending = {i.ppid for i in out.values() if i.ppid and i.ppid not in out} - pending
+            if not pending:
+                break
         # Prune: only what this sample needed stays cached.
         for pid in set(self._procs) - set(out):
             del self._procs[pid]
@@ -88,6 +95,7 @@ class ProcessCache:
                     exe=_safe(proc.exe) or None,
                     cmdline=_tuple(_safe(proc.cmdline)),
                     cwd=_safe(proc.cwd),
+                    unit=cgroup_unit(pid),
                 )
                 _safe(lambda: proc.cpu_percent(None))  # primes the next reading
         except (psutil.NoSuchProcess, OSError):
@@ -107,8 +115,26 @@ class ProcessCache:
         return ProcessInfo(
             pid=base.pid, ppid=base.ppid, name=base.name, create_time=base.create_time,
             username=base.username, exe=base.exe, cmdline=base.cmdline, cwd=base.cwd,
-            status=status, rss=rss, cpu_percent=cpu,
+            status=status, rss=rss, cpu_percent=cpu, unit=base.unit,
         )
+
+
+def cgroup_unit(pid: int, root: str = "/proc") -> str | None:
+    """The systemd unit or container a process runs in, read from its cgroup (Linux)."""
+    try:
+        with open(f"{root}/{pid}/cgroup", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        path = line.split(":", 2)[-1]
+        parts = [p for p in path.split("/") if p]
+        for part in reversed(parts):
+            if part.startswith("docker-") or (len(part) == 64 and parts[0] == "docker"):
+                return "docker " + part.removeprefix("docker-").removesuffix(".scope")[:12]
+            if part.endswith((".service", ".scope")) and not part.startswith("session-"):
+                return part
+    return None
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:

@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from types import MappingProxyType
 from typing import Any
 
 import psutil
@@ -49,8 +49,12 @@ class Sampler:
         reader: str | None = None,
         ps: Any = psutil,
         proc_root: str = "/proc",
+        count_connections: bool = False,
+        ancestors: bool = False,
     ) -> None:
         self.all_states = all_states
+        self.count_connections = count_connections  # fills Snapshot.connections
+        self.ancestors = ancestors  # also collect the parent chain of every holder
         self.ps = ps
         if reader is None:
             reader = "sock_diag" if sys.platform.startswith("linux") else "psutil"
@@ -65,10 +69,11 @@ class Sampler:
         t0 = time.perf_counter()
         taken_at, mono = time.time(), time.monotonic()
         notes: list[str] = []
+        counts: dict[int, int] = {}
         if self.reader in ("sock_diag", "procfs"):
-            socks, procs, denied = self._sample_linux(notes)
+            socks, procs, denied = self._sample_linux(notes, counts)
         else:
-            socks, procs, denied = self._sample_psutil(notes, mono)
+            socks, procs, denied = self._sample_psutil(notes, mono, counts)
         unknown = sum(1 for s in socks if not s.pids and s.state != TIME_WAIT)
         root = _is_root()
         if unknown:
@@ -82,12 +87,24 @@ class Sampler:
             taken_at=taken_at, monotonic=mono, sockets=tuple(socks),
             processes=make_processes(procs), gaps=gaps, source=self.reader,
             all_states=self.all_states, duration=time.perf_counter() - t0,
+            connections=MappingProxyType(counts),
         )
+
+    def _keep(self, socks: list[Socket], counts: dict[int, int]) -> list[Socket]:
+        """Count connections per local port, then drop the states not asked for."""
+        if not self.count_connections:
+            return socks
+        for s in socks:
+            if s.proto == "tcp" and s.state != LISTEN and s.state != TIME_WAIT:
+                counts[s.lport] = counts.get(s.lport, 0) + 1
+        if self.all_states:
+            return socks
+        return [s for s in socks if s.proto == "udp" or s.state == LISTEN or s.state == TIME_WAIT]
 
     # Linux -----------------------------------------------------------------------------
 
     def _read_kernel(self, notes: list[str]) -> list[Socket]:
-        mask = kernel.state_mask(self.all_states)
+        mask = kernel.state_mask(self.all_states or self.count_connections)
         if self.reader == "sock_diag":
             try:
                 return kernel.read_sock_diag(mask)
@@ -99,14 +116,15 @@ class Sampler:
         return kernel.read_proc_net(mask, root=self._holders.root)
 
     def _sample_linux(
-        self, notes: list[str]
+        self, notes: list[str], counts: dict[int, int]
     ) -> tuple[list[Socket], dict[int, ProcessInfo], int]:
-        socks = self._read_kernel(notes)
+        socks = self._keep(self._read_kernel(notes), counts)
         # TIME_WAIT sockets (most of them, on a busy machine) have no inode and no owner:
         # they pass through untouched.
         owned = [i for i, s in enumerate(socks) if s.inode]
         owners = self._holders.update(socks[i].inode for i in owned)
-        procs = self._procs.collect({p for i in owned for p in owners.get(socks[i].inode, ())})
+        procs = self._procs.collect({p for i in owned for p in owners.get(socks[i].inode, ())},
+                                    self.ancestors)
         ppids = {pid: info.ppid for pid, info in procs.items()}
         for i in owned:
             s = socks[i]
@@ -140,17 +158,20 @@ class Sampler:
         return conns
 
     def _sample_psutil(
-        self, notes: list[str], mono: float
+        self, notes: list[str], mono: float, counts: dict[int, int]
     ) -> tuple[list[Socket], dict[int, ProcessInfo], int]:
         conns = self._connections(notes)
         wanted = []
         for c in conns:
             proto = "udp" if c.type == socket.SOCK_DGRAM else "tcp"
             state = NONE if proto == "udp" else str(c.status)
-            if proto == "tcp" and not self.all_states and state not in (LISTEN, TIME_WAIT):
-                continue
+            if proto == "tcp" and state not in (LISTEN, TIME_WAIT):
+                if self.count_connections and c.laddr:
+                    counts[c.laddr[1]] = counts.get(c.laddr[1], 0) + 1
+                if not self.all_states:
+                    continue
             wanted.append((c, proto, state))
-        procs = self._procs.collect(c.pid for c, _, _ in wanted if c.pid)
+        procs = self._procs.collect((c.pid for c, _, _ in wanted if c.pid), self.ancestors)
         seen: dict[tuple[object, ...], float] = {}
         out: list[Socket] = []
         for c, proto, state in wanted:
@@ -174,12 +195,3 @@ class Sampler:
         self._first_seen = seen
         return out, procs, 0
 
-
-def listeners_on(snapshot: Snapshot, port: int) -> list[Socket]:
-    """The sockets holding a port: TCP listeners and bound UDP sockets."""
-    return [s for s in snapshot.sockets if s.lport == port and s.is_listening]
-
-
-def holder_pids(socks: Iterable[Socket]) -> list[int]:
-    """Every distinct holder PID of these sockets, sorted."""
-    return sorted({p for s in socks for p in s.pids})

@@ -1,0 +1,67 @@
+"""What the dashboard needs from the machine, as an interface: the UI never calls psutil.
+
+The CLI hands the app a live implementation (portside.system.backend); tests and
+screenshots hand it made-up data (portside.demo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .model import Diagnosis, SignalResult, Snapshot, Target
+
+
+@dataclass(frozen=True, slots=True)
+class PortHolders:
+    """Who holds a port right now (listening TCP or bound UDP sockets)."""
+
+    port: int
+    free: bool
+    targets: tuple[Target, ...]  # the live holders, identities read now
+    unknown: int  # sockets on the port whose holder cannot be seen
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who and where we are, for the header and the safety checks."""
+
+    hostname: str
+    user: str
+    is_root: bool
+    pid: int
+    protected: frozenset[int]  # our own PID and our ancestors: never signalled
+
+
+class Backend(Protocol):
+    """The machine, as the dashboard sees it. Every method may block: call from workers."""
+
+    identity: Identity
+
+    def sample(self, all_states: bool) -> Snapshot:
+        """One snapshot (connections counted, parent chains included)."""
+
+    def send_signal(self, target: Target, sig: int) -> SignalResult:
+        """Signal the target if it is still the same process."""
+
+    def holders(self, port: int) -> PortHolders:
+        """Read who holds the port now."""
+
+    def is_alive(self, target: Target) -> bool:
+        """True while the target process still runs."""
+
+    def diagnose(self, port: int) -> Diagnosis:
+        """The EADDRINUSE diagnosis for a port (probes bind() for real)."""
+
+
+def refusal(pid: int | None, identity: Identity) -> str | None:
+    """Why the dashboard must not offer to signal this PID, or None (checked again later)."""
+    if pid is None:
+        return "the owner of this socket is unknown (run with sudo to see it)"
+    if pid <= 1:
+        return "PID 1 is the init process: never signalled"
+    if pid == identity.pid:
+        return "that is portside itself"
+    if pid in identity.protected:
+        return f"PID {pid} is one of portside's parents (your shell or terminal)"
+    return None

@@ -1,0 +1,135 @@
+"""The EADDRINUSE diagnosis: sockets plus bind() results, a verdict, and the report text.
+
+Pure: the bind attempts themselves are made by portside.system.probe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from .fmt import format_duration, format_endpoint, join_cmdline, safe_text
+from .model import LISTEN, TIME_WAIT, BindResult, Diagnosis, Snapshot, holder_pids
+
+
+def diagnosis_lines(d: Diagnosis) -> list[str]:
+    """The report of `portside why PORT`, line by line (process text made safe)."""
+    names = {p.pid: p.name for p in d.holders}
+    lines = [f"Port {d.port}", ""]
+    if d.listeners:
+        lines.append("Listening:")
+        for s in d.listeners:
+            fam = "IPv6" if s.family == "ipv6" else "IPv4"
+            who = ", ".join(
+                f"PID {p} ({safe_text(names[p])})" if p in names else f"PID {p}" for p in s.pids
+            ) or "unknown holder"
+            lines.append(f"  {format_endpoint(s.laddr, s.lport)} ({fam})  {who}")
+        for p in d.holders:
+            lines.append(f"    PID {p.pid}: {safe_text(join_cmdline(p.cmdline) or p.name)}")
+    else:
+        lines.append("Listening: nothing")
+    tw = "none"
+    if d.time_wait:
+        approx = "" if d.time_wait_exact else "~"
+        tw = (f"{d.time_wait}, the last expires in {approx}"
+              f"{format_duration(d.time_wait_last or 0.0)}")
+    lines.append(f"TIME_WAIT: {tw}")
+    if d.others:
+        lines.append("Other connections on it: " + ", ".join(f"{n} {s}" for s, n in d.others))
+    if d.udp:
+        lines.append(f"UDP sockets bound to it: {len(d.udp)}")
+    lines += ["", "bind() now:"]
+    for b in d.binds:
+        label = f"{format_endpoint(b.address, d.port)}{' SO_REUSEADDR' if b.reuseaddr else ''}"
+        state = "ok" if b.ok else f"{b.error}" + (f" ({b.detail})" if b.detail else "")
+        lines.append(f"  {label:<28} {state}")
+    lines += ["", *d.verdict]
+    return lines
+
+
+def diagnose(port: int, snap: Snapshot, binds: list[BindResult]) -> Diagnosis:
+    """Combine the sockets of a snapshot (taken with all states) with bind() results."""
+    on_port = [s for s in snap.sockets if s.lport == port]
+    listeners = tuple(s for s in on_port if s.proto == "tcp" and s.state == LISTEN)
+    udp = tuple(s for s in on_port if s.proto == "udp")
+    tw = [s for s in on_port if s.proto == "tcp" and s.state == TIME_WAIT]
+    others = Counter(
+        s.state for s in on_port if s.proto == "tcp" and s.state not in (LISTEN, TIME_WAIT)
+    )
+    holders = tuple(
+        p for p in (snap.process(pid) for pid in holder_pids(listeners)) if p is not None
+    )
+    unknown = sum(1 for s in listeners if not s.pids)
+    lefts = [s.time_left for s in tw if s.time_left is not None]
+    last = max(lefts) if lefts else None
+    usable = [b for b in binds if b.error != "unavailable"]
+    can_bind = all(b.ok for b in usable if not b.reuseaddr)
+    can_reuse = all(b.ok for b in usable if b.reuseaddr)
+    diag = Diagnosis(
+        port=port, listeners=listeners, udp=udp, holders=holders, unknown_holders=unknown,
+        time_wait=len(tw), time_wait_last=last,
+        time_wait_exact=all(s.time_left_exact for s in tw),
+        others=tuple(sorted(others.items())), binds=tuple(binds), can_bind=can_bind,
+        can_bind_reuse=can_reuse, verdict=(), is_root=snap.gaps.is_root,
+    )
+    return dataclasses.replace(diag, verdict=tuple(_verdict(diag)))
+
+
+def _verdict(d: Diagnosis) -> list[str]:
+    port = d.port
+    lines: list[str] = []
+    if any(b.error == "EACCES" for b in d.binds):
+        lines.append(
+            f"Ports below 1024 need root or CAP_NET_BIND_SERVICE: binding {port} is denied "
+            "to this user whatever else holds it."
+        )
+    if d.listeners:
+        addrs = sorted({f"{s.laddr} ({'IPv6' if s.family == 'ipv6' else 'IPv4'})"
+                        for s in d.listeners})
+        if d.holders:
+            who = ", ".join(f"{p.pid} ({p.name})" for p in d.holders)
+            lines.append(f"Port {port} is in use: listening on {', '.join(addrs)}, held by "
+                         f"PID {who}.")
+            lines.append(f"Remedy: stop it with `portside kill :{port}` (SIGTERM; add --force "
+                         "for SIGKILL if it does not exit), or use another port.")
+        if d.unknown_holders:
+            hint = ("run `sudo portside why {0}` to see who" if not d.is_root
+                    else "its process's open files cannot be read even as root")
+            lines.append(f"{d.unknown_holders} listener(s) on {', '.join(addrs)} belong to a "
+                         f"process portside cannot see: {hint.format(port)}.")
+        free = sorted({b.address for b in d.binds if b.ok and not b.reuseaddr})
+        if free:
+            lines.append(f"Binding only {', '.join(free)} works now (address overlap: the "
+                         "wildcard conflicts with every specific address).")
+        return lines
+    blocked = not d.can_bind
+    explained = bool(lines)
+    if d.time_wait and blocked:
+        wait = format_duration(d.time_wait_last or 0.0)
+        approx = "" if d.time_wait_exact else "about "
+        lines.append(f"Nothing listens on {port}, but {d.time_wait} TIME_WAIT socket(s) from "
+                     f"earlier connections linger; the last expires in {approx}{wait}.")
+        if d.can_bind_reuse:
+            lines.append(f"Remedy: wait {approx}{wait}, or set SO_REUSEADDR on the socket "
+                         "before bind() (most servers do; then the port is usable now).")
+        else:
+            lines.append(f"Remedy: wait {approx}{wait}. The old connections came from a socket "
+                         "without SO_REUSEADDR, so only waiting helps this time; set it in "
+                         "your server to avoid this next time.")
+        explained = True
+    if d.others and blocked:
+        states = ", ".join(f"{n} {s}" for s, n in d.others)
+        reuse = " SO_REUSEADDR lets a new listener bind meanwhile." if d.can_bind_reuse else ""
+        lines.append(f"Connections still use {port} as their local port ({states}); they go "
+                     f"when the processes holding them close them.{reuse}")
+        explained = True
+    if blocked and not explained:
+        errors = sorted({b.error or "" for b in d.binds if not b.ok and not b.reuseaddr})
+        more = "; run with sudo to see more." if not d.is_root else "."
+        lines.append(f"bind() on {port} fails ({', '.join(errors)}) but no socket on it is "
+                     f"visible{more}")
+    if not blocked:
+        lines.insert(0, f"Port {port} is free: bind() works on every address tried.")
+    if d.udp:
+        lines.append(f"{len(d.udp)} UDP socket(s) are bound to {port}; they do not block TCP.")
+    return lines

@@ -1,0 +1,67 @@
+"""The live Backend: this machine's sockets and processes, for the dashboard."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import psutil
+
+from ..backend import Identity, PortHolders
+from ..model import Diagnosis, SignalResult, Snapshot, Target, holder_pids, listeners_on
+from . import control
+from .probe import diagnose
+from .procinfo import current_user
+from .sampler import Sampler
+
+
+def _identity() -> Identity:
+    me = os.getpid()
+    protected = {me, os.getppid()}
+    try:
+        protected.update(p.pid for p in psutil.Process(me).parents())
+    except psutil.Error:
+        pass
+    geteuid = getattr(os, "geteuid", None)
+    return Identity(hostname=socket.gethostname(), user=current_user(),
+                    is_root=geteuid is None or geteuid() == 0, pid=me,
+                    protected=frozenset(protected))
+
+
+class LiveBackend:
+    """Backs the dashboard with the real machine. Each caller thread gets its own sampler."""
+
+    def __init__(self) -> None:
+        self.identity = _identity()
+        self._sampler = Sampler(count_connections=True, ancestors=True)
+        self._control = Sampler()
+        self._control_lock = threading.Lock()
+
+    def sample(self, all_states: bool) -> Snapshot:
+        """One snapshot; only the sampling worker calls this."""
+        self._sampler.all_states = all_states
+        return self._sampler.sample()
+
+    def send_signal(self, target: Target, sig: int) -> SignalResult:
+        """Identity-checked signal (pidfd on Linux)."""
+        return control.send_signal(target, sig)
+
+    def holders(self, port: int) -> PortHolders:
+        """Who holds the port now, with identities read now."""
+        with self._control_lock:
+            snap = self._control.sample()
+        socks = listeners_on(snap, port)
+        targets = tuple(
+            Target.from_info(info)
+            for info in (snap.process(p) for p in holder_pids(socks)) if info is not None
+        )
+        return PortHolders(port, not socks, targets, sum(1 for s in socks if not s.pids))
+
+    def is_alive(self, target: Target) -> bool:
+        """True while the target still runs."""
+        return control.is_alive(target)
+
+    def diagnose(self, port: int) -> Diagnosis:
+        """The `portside why` diagnosis."""
+        return diagnose(port, Sampler(all_states=True).sample())
