@@ -1,0 +1,223 @@
+"""The dashboard's table as plain Python: rows by key, changes, filter, sort and folding.
+
+No Textual here: the widget only renders the rows this model hands it, so the logic is
+tested fast and a refresh costs a dict diff and a list sort, not widget operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .model import LISTEN, TIME_WAIT, Snapshot, Socket, listeners_on
+from .query import Query, sort_key
+
+NEW_SECONDS = 3.0  # how long a new row stays highlighted
+GONE_SECONDS = 3.0  # how long a vanished row stays, marked as gone
+CHANGED_SECONDS = 3.0  # how long a state change stays marked
+
+NEW, GONE, CHANGED = "new", "gone", "changed"
+RowKey = tuple[object, ...]
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the table: a socket, or a fold of a port's TIME_WAIT sockets."""
+
+    key: RowKey
+    sock: Socket
+    snap_mono: float  # monotonic time of the sample the socket comes from
+    mark: str = ""
+    until: float = 0.0  # when the mark ends (monotonic)
+    count: int = 1  # > 1 for a fold
+    soonest: float | None = None  # fold: time left of the first to expire, at snap_mono
+
+    @property
+    def folded(self) -> bool:
+        """True for a row standing for several TIME_WAIT sockets."""
+        return self.key[0] == "fold"
+
+    def time_left(self, now: float) -> float | None:
+        """Seconds left for a TIME_WAIT row at `now` (the last one, for a fold)."""
+        if self.sock.time_left is None:
+            return None
+        return max(0.0, self.sock.time_left - (now - self.snap_mono))
+
+
+def fold_port(sock: Socket, listening: set[int]) -> tuple[str, int]:
+    """Which port a TIME_WAIT socket drains from: the server's side of the connection."""
+    if sock.lport in listening or sock.rport is None:
+        return ("local", sock.lport)
+    if sock.rport in listening:
+        return ("remote", sock.rport)
+    # Neither side listens any more: the lower port is the service, the other ephemeral.
+    return ("local", sock.lport) if sock.lport <= sock.rport else ("remote", sock.rport)
+
+
+@dataclass
+class TableModel:
+    """Every row by key plus the visible list in sort order."""
+
+    query: Query = field(default_factory=Query)
+    sort_column: str = "port"
+    reverse: bool = False
+    fold: bool = False
+    snapshot: Snapshot | None = None
+    rows: dict[RowKey, Row] = field(default_factory=dict)
+    view: list[Row] = field(default_factory=list)
+    index: dict[RowKey, int] = field(default_factory=dict)
+    tw_counts: dict[int, int] = field(default_factory=dict)  # TIME_WAIT per local port
+
+    def apply(self, snap: Snapshot, now: float) -> None:
+        """Take a new snapshot: mark new, gone and changed rows, then rebuild the view."""
+        first = self.snapshot is None
+        old = self.rows
+        rows: dict[RowKey, Row] = {}
+        mono = snap.monotonic
+        tw: dict[int, int] = {}
+        for s in snap.sockets:
+            key = s.key
+            row = old.get(key)
+            if row is None or row.mark == GONE:
+                rows[key] = Row(key, s, mono, "" if first else NEW, now + NEW_SECONDS)
+                if s.state == TIME_WAIT:
+                    tw[s.lport] = tw.get(s.lport, 0) + 1
+                continue
+            if row.sock.state != s.state or row.sock.pids != s.pids:
+                row.mark, row.until = CHANGED, now + CHANGED_SECONDS
+            elif row.mark and row.until <= now:
+                row.mark = ""
+            row.sock = s
+            row.snap_mono = mono
+            rows[key] = row
+            if s.state == TIME_WAIT:
+                tw[s.lport] = tw.get(s.lport, 0) + 1
+        for key, row in old.items():
+            if key in rows:
+                continue
+            if row.mark != GONE:
+                row.mark, row.until = GONE, now + GONE_SECONDS
+                rows[key] = row
+            elif row.until > now:
+                rows[key] = row
+        self.rows = rows
+        self.snapshot = snap
+        self.tw_counts = tw
+        self.rebuild()
+
+    def expire(self, now: float) -> bool:
+        """Drop gone rows and marks whose time is up; True when the view changed."""
+        changed = False
+        for key, row in list(self.rows.items()):
+            if row.mark and row.until <= now:
+                if row.mark == GONE:
+                    del self.rows[key]
+                else:
+                    row.mark = ""
+                changed = True
+        if changed:
+            self.rebuild()
+        return changed
+
+    def rebuild(self) -> None:
+        """Filter, fold and sort the rows into the view."""
+        snap = self.snapshot
+        if snap is None:
+            self.view, self.index = [], {}
+            return
+        match = self.query.matches
+        rows = [r for r in self.rows.values() if match(r.sock, snap)] if self.query.terms \
+            else list(self.rows.values())
+        if self.fold:
+            rows = self._folded(rows, snap)
+        key = sort_key(self.sort_column, snap)
+        rows.sort(key=lambda r: key(r.sock), reverse=self.reverse)
+        self.view = rows
+        self.index = {r.key: i for i, r in enumerate(rows)}
+
+    def _folded(self, rows: list[Row], snap: Snapshot) -> list[Row]:
+        listening = {s.lport for s in snap.sockets if s.state == LISTEN}
+        groups: dict[tuple[str, str, int], list[Row]] = {}
+        out: list[Row] = []
+        for r in rows:
+            if r.sock.state == TIME_WAIT and r.mark != GONE:
+                side, port = fold_port(r.sock, listening)
+                groups.setdefault((r.sock.proto, side, port), []).append(r)
+            else:
+                out.append(r)
+        for (proto, side, port), members in groups.items():
+            if len(members) == 1:
+                out.append(members[0])
+                continue
+            lefts = [m.sock.time_left or 0.0 for m in members]
+            first = members[0]
+            base = first.sock
+            # A synthetic socket that sorts and filters like its members.
+            sock = base._replace(
+                lport=port if side == "local" else base.lport,
+                rport=port if side == "remote" else None,
+                raddr=None if side == "local" else base.raddr,
+                time_left=max(lefts),
+            )
+            mark = NEW if any(m.mark == NEW for m in members) else ""
+            out.append(Row(("fold", proto, side, port), sock, first.snap_mono, mark,
+                           max(m.until for m in members), len(members), min(lefts)))
+        return out
+
+    # Queries of the view ----------------------------------------------------------------
+
+    def row_at(self, index: int) -> Row | None:
+        """The row at a view index, if any."""
+        return self.view[index] if 0 <= index < len(self.view) else None
+
+    def members(self, row: Row) -> list[Row]:
+        """The TIME_WAIT rows a fold stands for (the row itself otherwise)."""
+        if not row.folded or self.snapshot is None:
+            return [row]
+        _, proto, side, port = row.key
+        listening = {s.lport for s in self.snapshot.sockets if s.state == LISTEN}
+        return [r for r in self.rows.values() if r.sock.state == TIME_WAIT and r.mark != GONE
+                and r.sock.proto == proto and fold_port(r.sock, listening) == (side, port)]
+
+    def drain(self, port: int, now: float) -> tuple[int, float | None, float | None]:
+        """TIME_WAIT sockets with this local port: (count, soonest, last) seconds left."""
+        lefts = [left for r in self.rows.values()
+                 if r.sock.state == TIME_WAIT and r.mark != GONE and r.sock.lport == port
+                 and (left := r.time_left(now)) is not None]
+        if not lefts:
+            return 0, None, None
+        return len(lefts), min(lefts), max(lefts)
+
+    def sockets_of(self, pid: int) -> list[Socket]:
+        """Every socket of the snapshot held by this process."""
+        if self.snapshot is None:
+            return []
+        return [s for s in self.snapshot.sockets if pid in s.pids]
+
+
+# Watching ports --------------------------------------------------------------------------
+
+
+def port_holders(snap: Snapshot, port: int) -> tuple[int, ...] | None:
+    """The PIDs holding a port (() when held by unknown processes), or None when free."""
+    socks = [s for s in listeners_on(snap, port) if s.proto == "tcp"] or \
+        listeners_on(snap, port)
+    if not socks:
+        return None
+    return tuple(sorted({p for s in socks for p in s.pids}))
+
+
+def watch_events(port: int, before: tuple[int, ...] | None, after: tuple[int, ...] | None,
+                 name_of: Callable[[int], str]) -> list[str]:
+    """What changed on a watched port between two samples, as notification texts."""
+    if before == after:
+        return []
+
+    def who(pids: tuple[int, ...]) -> str:
+        return ", ".join(f"PID {p} ({name_of(p)})" for p in pids) or "an unknown process"
+
+    if after is None:
+        return [f"Port {port} is free"]
+    if before is None:
+        return [f"Port {port}: something listens now: {who(after)}"]
+    return [f"Port {port}: the listener changed (restart?): {who(before)} -> {who(after)}"]

@@ -1,0 +1,97 @@
+"""The table model: changes, filter, sort, folding and watch events, on demo data."""
+
+from __future__ import annotations
+
+from portside.demo import DEMO_MONOTONIC, demo_snapshot
+from portside.model import Snapshot
+from portside.query import parse
+from portside.view import (
+    CHANGED,
+    GONE,
+    NEW,
+    TableModel,
+    port_holders,
+    watch_events,
+)
+
+
+def later(snap: Snapshot, seconds: float, **kw: object) -> Snapshot:
+    return demo_snapshot(taken_at=snap.taken_at + seconds,
+                         monotonic=snap.monotonic + seconds, **kw)  # type: ignore[arg-type]
+
+
+def test_first_snapshot_marks_nothing_then_changes_are_marked() -> None:
+    m = TableModel()
+    snap = demo_snapshot()
+    m.apply(snap, DEMO_MONOTONIC)
+    assert len(m.view) == len(snap.sockets) and not any(r.mark for r in m.view)
+    # python3 (PID 2301) exits: its listener is kept a while, marked gone.
+    s2 = later(snap, 2, gone=frozenset({2301}))
+    m.apply(s2, s2.monotonic)
+    gone = [r for r in m.view if r.mark == GONE]
+    assert [r.sock.lport for r in gone] == [8000]
+    # ... and leaves once its time is up.
+    s3 = later(snap, 6, gone=frozenset({2301}))
+    m.apply(s3, s3.monotonic)
+    assert 8000 not in {r.sock.lport for r in m.view}
+    # It comes back: new.
+    s4 = later(snap, 8)
+    m.apply(s4, s4.monotonic)
+    assert [r.mark for r in m.view if r.sock.lport == 8000] == [NEW]
+    assert m.expire(s4.monotonic + 10) and not any(r.mark for r in m.view)
+
+
+def test_holder_change_is_marked_changed() -> None:
+    m = TableModel()
+    snap = demo_snapshot()
+    m.apply(snap, DEMO_MONOTONIC)
+    s2 = later(snap, 2, gone=frozenset({991}))  # one nginx worker exits
+    m.apply(s2, s2.monotonic)
+    marks = {r.sock.lport: r.mark for r in m.view if r.sock.lport in (80, 443)}
+    assert marks == {80: CHANGED, 443: CHANGED}
+
+
+def test_filter_sort_and_index() -> None:
+    m = TableModel(query=parse(":5432"))
+    m.apply(demo_snapshot(), DEMO_MONOTONIC)
+    assert {r.sock.lport for r in m.view} >= {5432} and all(
+        5432 in (r.sock.lport, r.sock.rport) for r in m.view)
+    m.query = parse("")
+    m.sort_column, m.reverse = "process", False
+    m.rebuild()
+    names = [m.snapshot.process(r.sock.pid).name.lower()  # type: ignore[union-attr]
+             for r in m.view if r.sock.pid is not None]
+    assert names == sorted(names)
+    key = m.view[5].key
+    m.reverse = True
+    m.rebuild()
+    assert m.view[m.index[key]].key == key
+
+
+def test_fold_time_wait_per_port() -> None:
+    m = TableModel(fold=True)
+    m.apply(demo_snapshot(), DEMO_MONOTONIC)
+    folds = {r.key: r for r in m.view if r.folded}
+    assert set(folds) == {("fold", "tcp", "local", 3000), ("fold", "tcp", "remote", 5432)}
+    f = folds[("fold", "tcp", "local", 3000)]
+    assert f.count == 24 and f.soonest is not None and abs(f.soonest - 2.05) < 1e-6
+    assert f.time_left(DEMO_MONOTONIC) == 58.4
+    assert f.time_left(DEMO_MONOTONIC + 100) == 0.0
+    assert len(m.members(f)) == 24
+    assert not [r for r in m.view if r.sock.state == "TIME_WAIT" and not r.folded]
+    count, soonest, last = m.drain(3000, DEMO_MONOTONIC)
+    assert count == 24 and last == 58.4 and soonest is not None
+    assert m.tw_counts[3000] == 24
+
+
+def test_watch_events() -> None:
+    snap = demo_snapshot()
+    assert port_holders(snap, 3000) == (2001,)
+    assert port_holders(snap, 2024) == ()
+    assert port_holders(snap, 3001) is None
+    name = {2001: "node", 2002: "node"}.get
+    assert watch_events(3000, (2001,), (2001,), lambda p: name(p) or "?") == []
+    assert watch_events(3000, (2001,), None, lambda p: "?") == ["Port 3000 is free"]
+    assert "listens now: PID 2001 (node)" in watch_events(
+        3000, None, (2001,), lambda p: name(p) or "?")[0]
+    assert "restart" in watch_events(3000, (2001,), (2002,), lambda p: name(p) or "?")[0]
