@@ -31,6 +31,12 @@ class Identity:
     is_root: bool
     pid: int
     protected: frozenset[int]  # our own PID and our ancestors: never signalled
+    human: str = ""  # the person at the keyboard: $SUDO_USER under sudo, else user
+
+    @property
+    def operator(self) -> str:
+        """Whose processes count as "your own" (typing the PID is asked for the others)."""
+        return self.human or self.user
 
 
 class Backend(Protocol):

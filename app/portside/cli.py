@@ -493,13 +493,18 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
 
 
 def _dashboard(args: argparse.Namespace, err: TextIO) -> int:
-    try:
-        from .ui.app import run_app  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        err.write("portside: the live dashboard is not available in this build; "
-                  "use `portside list` (see portside --help)\n")
-        return EXIT_FAIL
-    return int(run_app(args))
+    # Textual is imported only here: the one-shot commands stay light.
+    from .system.backend import LiveBackend
+    from .ui.app import PortsideApp
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        err.write("portside: the dashboard needs a terminal; for scripts use "
+                  "`portside list` (see portside --help)\n")
+        return EXIT_USAGE
+    app = PortsideApp(LiveBackend(), query=list(args.query), interval=args.interval,
+                      watch=args.watch)
+    result = app.run()
+    return int(result or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .model import LISTEN, TIME_WAIT, Snapshot, Socket, listeners_on
+from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, listeners_on
 from .query import Query, sort_key
 
 NEW_SECONDS = 3.0  # how long a new row stays highlighted
@@ -31,6 +31,7 @@ class Row:
     until: float = 0.0  # when the mark ends (monotonic)
     count: int = 1  # > 1 for a fold
     soonest: float | None = None  # fold: time left of the first to expire, at snap_mono
+    proc: ProcessInfo | None = None  # a gone row's process, as last seen
 
     @property
     def folded(self) -> bool:
@@ -71,6 +72,7 @@ class TableModel:
     def apply(self, snap: Snapshot, now: float) -> None:
         """Take a new snapshot: mark new, gone and changed rows, then rebuild the view."""
         first = self.snapshot is None
+        previous = self.snapshot
         old = self.rows
         rows: dict[RowKey, Row] = {}
         mono = snap.monotonic
@@ -92,14 +94,15 @@ class TableModel:
             rows[key] = row
             if s.state == TIME_WAIT:
                 tw[s.lport] = tw.get(s.lport, 0) + 1
-        for key, row in old.items():
-            if key in rows:
+        for old_key, row in old.items():
+            if old_key in rows:
                 continue
             if row.mark != GONE:
                 row.mark, row.until = GONE, now + GONE_SECONDS
-                rows[key] = row
+                row.proc = previous.process(row.sock.pid) if previous else None
+                rows[old_key] = row
             elif row.until > now:
-                rows[key] = row
+                rows[old_key] = row
         self.rows = rows
         self.snapshot = snap
         self.tw_counts = tw

@@ -24,9 +24,10 @@ def _identity() -> Identity:
     except psutil.Error:
         pass
     geteuid = getattr(os, "geteuid", None)
-    return Identity(hostname=socket.gethostname(), user=current_user(),
+    user = current_user()
+    return Identity(hostname=socket.gethostname(), user=user,
                     is_root=geteuid is None or geteuid() == 0, pid=me,
-                    protected=frozenset(protected))
+                    protected=frozenset(protected), human=os.environ.get("SUDO_USER") or user)
 
 
 class LiveBackend:

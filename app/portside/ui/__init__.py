@@ -1,0 +1,1 @@
+"""The Textual dashboard: imports model, query and view, never psutil."""

@@ -1,0 +1,338 @@
+"""The socket table: a virtual table on Textual's Line API that renders only visible rows.
+
+Every row lives in a plain Python model (portside.view.TableModel); a refresh is a dict
+diff and a list sort, and painting costs the rows on screen, not the rows in the model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..fmt import format_duration, format_endpoint, safe_text
+from ..model import TIME_WAIT, Snapshot
+from ..view import CHANGED, GONE, NEW, Row, RowKey, TableModel
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: its header, the sort column it maps to, and its width rules."""
+
+    id: str
+    title: str
+    width: int
+    sort: str | None = None
+    right: bool = False
+    flex: int = 0  # share of the spare width
+    max_width: int = 0  # 0: no limit
+
+
+COLUMNS = (
+    Column("proto", "PROTO", 5, "proto"),
+    Column("address", "ADDRESS", 9, "address", flex=2, max_width=39),
+    Column("port", "PORT", 5, "port", right=True),
+    Column("remote", "REMOTE", 12, None, flex=2, max_width=45),
+    Column("state", "STATE", 11, "state"),
+    Column("pid", "PID", 7, "pid", right=True),
+    Column("process", "PROCESS", 8, "process", flex=3),
+    Column("user", "USER", 8, "user", max_width=12, flex=1),
+    Column("time", "TIME", 7, "time", right=True),
+    Column("conns", "CONN", 4, None, right=True),
+    Column("tw", "TW", 4, None, right=True),
+)
+# Dropped first when the terminal is narrow.
+DROP_ORDER = ("tw", "conns", "user", "remote", "proto", "time")
+
+
+def layout(width: int, all_states: bool) -> list[tuple[Column, int]]:
+    """Columns and widths that fit `width` cells (one space between columns)."""
+    cols = [c for c in COLUMNS if all_states or c.id != "remote"]
+    if all_states:
+        cols = [c for c in cols if c.id not in ("conns", "tw")]
+    for drop in DROP_ORDER:
+        need = sum(c.width for c in cols) + len(cols) - 1
+        if need <= width:
+            break
+        cols = [c for c in cols if c.id != drop]
+    spare = max(0, width - (sum(c.width for c in cols) + len(cols) - 1))
+    widths = {c.id: c.width for c in cols}
+    # Hand out the spare width by flex share, respecting maxima.
+    while spare > 0:
+        growable = [c for c in cols if c.flex and (not c.max_width or widths[c.id] < c.max_width)]
+        if not growable:
+            break
+        total = sum(c.flex for c in growable)
+        given = 0
+        for c in growable:
+            add = max(1, spare * c.flex // total)
+            if c.max_width:
+                add = min(add, c.max_width - widths[c.id])
+            add = min(add, spare - given)
+            widths[c.id] += add
+            given += add
+            if given >= spare:
+                break
+        if given == 0:
+            break
+        spare -= given
+    return [(c, widths[c.id]) for c in cols]
+
+
+def fit(text: str, width: int, right: bool = False) -> str:
+    """Pad or cut text to exactly `width` cells, with an ellipsis when cut."""
+    if width <= 0:
+        return ""
+    length = cell_len(text)
+    if length > width:
+        return set_cell_size(text, width - 1) + "…"
+    pad = " " * (width - length)
+    return pad + text if right else text + pad
+
+
+class SocketTable(ScrollView, can_focus=True):
+    """The live table of sockets. Row 0 is a sticky header; the cursor follows its key."""
+
+    COMPONENT_CLASSES = {
+        "socket-table--header",
+        "socket-table--sorted",
+        "socket-table--cursor",
+        "socket-table--new",
+        "socket-table--gone",
+        "socket-table--changed",
+        "socket-table--unknown",
+        "socket-table--timewait",
+        "socket-table--listen",
+        "socket-table--muted",
+    }
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+    ]
+
+    class Highlighted(Message):
+        """The cursor moved to another row (or the row under it changed)."""
+
+        def __init__(self, row: Row | None) -> None:
+            super().__init__()
+            self.row = row
+
+    class HeaderClicked(Message):
+        """A click on a column header: sort by it."""
+
+        def __init__(self, sort: str) -> None:
+            super().__init__()
+            self.sort = sort
+
+    def __init__(self, model: TableModel, clock: Callable[[], float] = time.monotonic,
+                 **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.model = model
+        self.clock = clock
+        self.cursor = 0
+        self.cursor_key: RowKey | None = None
+        self._layout: list[tuple[Column, int]] = []
+        self._layout_for: tuple[int, bool] = (-1, False)
+
+    # Data -----------------------------------------------------------------------------
+
+    def refresh_rows(self) -> None:
+        """After the model's view changed: keep the cursor on its row, resize, repaint."""
+        view = self.model.view
+        if self.cursor_key is not None and self.cursor_key in self.model.index:
+            self.cursor = self.model.index[self.cursor_key]
+        self.cursor = max(0, min(self.cursor, len(view) - 1))
+        row = self.model.row_at(self.cursor)
+        self.cursor_key = row.key if row else None
+        self.virtual_size = Size(self.size.width, len(view) + 1)
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.Highlighted(row))
+
+    @property
+    def current(self) -> Row | None:
+        """The row under the cursor."""
+        return self.model.row_at(self.cursor)
+
+    def move_to(self, index: int) -> None:
+        """Put the cursor on a view index."""
+        if not self.model.view:
+            return
+        self.cursor = max(0, min(index, len(self.model.view) - 1))
+        row = self.model.view[self.cursor]
+        self.cursor_key = row.key
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.Highlighted(row))
+
+    def _scroll_cursor_into_view(self) -> None:
+        visible = max(1, self.size.height - 1)
+        top = int(self.scroll_offset.y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= top + visible:
+            self.scroll_to(y=self.cursor - visible + 1, animate=False)
+
+    # Actions --------------------------------------------------------------------------
+
+    def action_cursor(self, delta: int) -> None:
+        """Move the cursor by rows."""
+        self.move_to(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        """Move the cursor by a page."""
+        self.move_to(self.cursor + direction * max(1, self.size.height - 2))
+
+    def action_jump(self, where: int) -> None:
+        """First (0) or last (-1) row."""
+        self.move_to(0 if where == 0 else len(self.model.view) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        """Header click sorts; row click moves the cursor."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            x = offset.x
+            for col, width in self._columns():
+                if x < width + 1:
+                    if col.sort:
+                        self.post_message(self.HeaderClicked(col.sort))
+                    return
+                x -= width + 1
+            return
+        self.move_to(int(self.scroll_offset.y) + offset.y - 1)
+
+    # Rendering ------------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Keep the virtual size in step with the width."""
+        self.virtual_size = Size(event.size.width, len(self.model.view) + 1)
+
+    def _columns(self) -> list[tuple[Column, int]]:
+        all_states = bool(self.model.snapshot and self.model.snapshot.all_states)
+        width = self.scrollable_content_region.width  # without the scrollbar
+        key = (width, all_states)
+        if key != self._layout_for:
+            self._layout = layout(width, all_states)
+            self._layout_for = key
+        return self._layout
+
+    def render_line(self, y: int) -> Strip:
+        """One screen line: the header, or the row at scroll offset + y - 1."""
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            return self._header(width, base)
+        index = int(self.scroll_offset.y) + y - 1
+        row = self.model.row_at(index)
+        if row is None:
+            return Strip.blank(width, base)
+        style = base + self._row_style(row)
+        if index == self.cursor and self.model.view:
+            style += self.get_component_rich_style("socket-table--cursor")
+        cells = self.cells(row, self.clock())
+        segments: list[Segment] = []
+        for i, (col, w) in enumerate(self._columns()):
+            if i:
+                segments.append(Segment(" ", style))
+            segments.append(Segment(fit(cells.get(col.id, ""), w, col.right), style))
+        return Strip(segments).adjust_cell_length(width, style)
+
+    def _header(self, width: int, base: Style) -> Strip:
+        style = base + self.get_component_rich_style("socket-table--header")
+        sorted_style = style + self.get_component_rich_style("socket-table--sorted")
+        segments: list[Segment] = []
+        for i, (col, w) in enumerate(self._columns()):
+            if i:
+                segments.append(Segment(" ", style))
+            title = col.title
+            is_sorted = col.sort is not None and col.sort == self.model.sort_column
+            if is_sorted:
+                title += "▼" if self.model.reverse else "▲"
+            segments.append(Segment(fit(title, w, col.right), sorted_style if is_sorted
+                                    else style))
+        return Strip(segments).adjust_cell_length(width, style)
+
+    def _row_style(self, row: Row) -> Style:
+        get = self.get_component_rich_style
+        sock = row.sock
+        style = Style()
+        if sock.state == TIME_WAIT:
+            style += get("socket-table--timewait")
+        elif not sock.pids:
+            style += get("socket-table--unknown")
+        mark = row.mark if row.until > self.clock() or row.mark == GONE else ""
+        if mark == NEW:
+            style += get("socket-table--new")
+        elif mark == GONE:
+            style += get("socket-table--gone")
+        elif mark == CHANGED:
+            style += get("socket-table--changed")
+        return style
+
+    def cells(self, row: Row, now: float) -> dict[str, str]:
+        """The text of each column for a row, at time `now` (plain text, never markup)."""
+        sock = row.sock
+        snap: Snapshot | None = self.model.snapshot
+        cells = {"proto": sock.proto_label, "state": sock.state if sock.proto == "tcp" else
+                 ("UNCONN" if not sock.raddr else "ESTAB")}
+        if row.mark == GONE:
+            cells["state"] = "gone"
+        if row.folded:
+            _, _, side, port = row.key
+            cells["address"] = f"×{row.count} sockets"
+            cells["port"] = str(port) if side == "local" else f"→{port}"
+            cells["process"] = (f"first in {format_duration(_left(row.soonest, row, now))}"
+                                if row.soonest is not None else "")
+        else:
+            cells["address"] = sock.laddr
+            cells["port"] = str(sock.lport)
+        if sock.raddr:
+            cells["remote"] = format_endpoint(sock.raddr, sock.rport or 0)
+        left = row.time_left(now)
+        if left is not None:
+            cells["time"] = ("" if sock.time_left_exact else "~") + format_duration(left)
+        if sock.state == TIME_WAIT:
+            cells["pid"] = ""
+            if not row.folded and sock.raddr:
+                cells["process"] = "peer " + format_endpoint(sock.raddr, sock.rport or 0)
+            return cells
+        if not sock.pids:
+            cells.update(pid="?", process="?", user=safe_text(sock.user or "?"))
+            return cells
+        proc = row.proc or (snap.process(sock.pid) if snap else None)
+        pid = str(sock.pid)
+        if len(sock.pids) > 1:
+            pid += f"+{len(sock.pids) - 1}"
+        cells["pid"] = pid
+        cells["process"] = safe_text(proc.name) if proc else "?"
+        cells["user"] = safe_text(sock.user or "")
+        if proc is not None and snap is not None and left is None:
+            cells["time"] = format_duration(snap.taken_at + (now - snap.monotonic)
+                                            - proc.create_time)
+        if sock.is_listening and snap is not None:
+            conns = snap.connections.get(sock.lport, 0) if sock.proto == "tcp" else 0
+            cells["conns"] = str(conns) if conns else ""
+            tw = self.model.tw_counts.get(sock.lport, 0) if sock.proto == "tcp" else 0
+            cells["tw"] = str(tw) if tw else ""
+        return cells
+
+
+def _left(at_snap: float | None, row: Row, now: float) -> float:
+    return max(0.0, (at_snap or 0.0) - (now - row.snap_mono))
