@@ -19,6 +19,10 @@ from typing import Any
 import psutil
 import pytest
 
+# Start times in dialogs and snapshots are shown in local time: make it the same everywhere.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = Path(__file__).resolve().parent / "child.py"
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"

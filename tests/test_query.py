@@ -73,6 +73,12 @@ def test_negation_and_conjunction() -> None:
     assert ports("-state:tw :3000") == [("LISTEN", 3000)]
     assert ports("!proto:tcp") == [("NONE", 5353)]
     assert ports("user:alice state:listen") == [("LISTEN", 3000)]
+    # The same kind twice: either one. Different kinds, negations and text: all.
+    assert ports(":3000 :8080 state:listen") == [("LISTEN", 3000), ("LISTEN", 8080)]
+    assert ports("state:tw state:none") == [("TIME_WAIT", 3000), ("NONE", 5353)]
+    assert ports("-:3000 -:8080 proto:tcp") == [("ESTABLISHED", 40000)]
+    assert ports("node server.js") == [("LISTEN", 3000), ("ESTABLISHED", 40000)]
+    assert ports("node nginx") == []
 
 
 def test_tokens_from_argv_keep_spaces() -> None:

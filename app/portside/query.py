@@ -34,7 +34,8 @@ pid:1234       a holding process      user:NAME / user:me   the socket's user
 proc:node      process name contains  addr:127.0.0.1 / addr:10.0.0.0/8
 state:listen   listen, time_wait (tw), established, close_wait, ... (a list with ,)
 proto:tcp      tcp, udp, tcp4, tcp6, udp4, udp6
--term, !term   negation; terms are AND-ed; quote text with spaces: "my app\""""
+-term, !term   negation; terms are AND-ed, but the same kind twice means either:
+               ":3000 :8080" shows both ports; quote text with spaces: "my app\""""
 
 
 class QueryError(ValueError):
@@ -57,14 +58,26 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed query; the empty query matches everything."""
+    """A parsed query; the empty query matches everything.
+
+    Terms are AND-ed, except that positive terms of the same kind are alternatives:
+    `:3000 :8080` shows both ports, `state:listen state:tw` both states.
+    """
 
     terms: tuple[Term, ...] = ()
     source: str = ""
+    groups: tuple[tuple[Term, ...], ...] = ()
 
     def matches(self, sock: Socket, snap: Snapshot | None = None) -> bool:
-        """True when every term holds for this socket."""
-        return all(_match_term(t, sock, snap) != t.negated for t in self.terms)
+        """True when every group of terms holds for this socket."""
+        for group in self.groups:
+            if len(group) == 1:
+                t = group[0]
+                if _match_term(t, sock, snap) == t.negated:
+                    return False
+            elif not any(_match_term(t, sock, snap) for t in group):
+                return False
+        return True
 
     def filter(self, snap: Snapshot) -> list[Socket]:
         """The snapshot's sockets that match."""
@@ -88,7 +101,20 @@ def parse(query: str | Sequence[str], me: str | None = None) -> Query:
         source = " ".join(shlex.quote(t) for t in tokens)
         if len(source) > MAX_QUERY_LENGTH:
             raise QueryError(f"query too long ({len(source)} > {MAX_QUERY_LENGTH} characters)")
-    return Query(tuple(_parse_term(t, me) for t in tokens if t), source)
+    terms = tuple(_parse_term(t, me) for t in tokens if t)
+    return Query(terms, source, _group(terms))
+
+
+def _group(terms: tuple[Term, ...]) -> tuple[tuple[Term, ...], ...]:
+    alternatives: dict[str, list[Term]] = {}
+    groups: list[tuple[Term, ...]] = []
+    for t in terms:
+        if t.negated or t.kind == "text":
+            groups.append((t,))
+        else:
+            alternatives.setdefault(t.kind, []).append(t)
+    groups.extend(tuple(g) for g in alternatives.values())
+    return tuple(groups)
 
 
 def _parse_term(token: str, me: str | None) -> Term:
