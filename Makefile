@@ -7,7 +7,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint venv clean
+.PHONY: help run test lint venv clean screenshots
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ test: $(STAMP) ## run the whole test suite (real sockets and processes)
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check app tests
 	$(BIN)/mypy
+
+screenshots: $(STAMP) ## render screenshots/*.png from the demo data
+	@command -v rsvg-convert >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "mono" || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq librsvg2-bin fonts-dejavu-core >/dev/null; } || { echo "install librsvg2-bin and a monospace font (fonts-dejavu-core)" >&2; exit 1; }
+	$(BIN)/python tests/make_screenshots.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
