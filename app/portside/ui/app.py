@@ -245,7 +245,7 @@ class PortsideApp(App[int]):
         else:
             status.append(" · waiting for the first sample")
         if snap is not None:
-            shown = sum(r.count for r in self.model.view)
+            shown = sum(r.count for r in self.model.view if r.mark != "gone")
             status.append(f" · {shown} of {len(snap.sockets)} sockets"
                           if shown != len(snap.sockets) else f" · {shown} sockets")
             if self.model.fold:
