@@ -18,6 +18,7 @@ from pathlib import Path
 
 from portside.demo import DEMO_MONOTONIC, DemoBackend, demo_snapshot
 from portside.ui.app import PortsideApp
+from portside.ui.table import SocketTable
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 
@@ -39,9 +40,7 @@ async def shoot(name: str, size: tuple[int, int], port: int | None, keys: tuple[
         app.apply_snapshot(demo_snapshot())
         await pilot.pause()
         if port is not None:
-            index = next(i for i, r in enumerate(app.model.view)
-                         if r.sock.lport == port and r.sock.state == "LISTEN")
-            app.query_one("#table").move_to(index)  # type: ignore[attr-defined]
+            app.query_one(SocketTable).select(port)
             await pilot.pause()
         for key in keys:
             await pilot.press(key)

@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 
 from portside.demo import DEMO_MONOTONIC, DemoBackend, demo_snapshot
 from portside.ui.app import PortsideApp
+from portside.ui.table import SocketTable
 
 SnapCompare = Callable[..., bool]
 
@@ -28,9 +29,7 @@ def feed(*keys: str, port: int | None = None) -> Callable[[Pilot[Any]], Any]:
         a.apply_snapshot(demo_snapshot())
         await pilot.pause()
         if port is not None:
-            index = next(i for i, r in enumerate(a.model.view)
-                         if r.sock.lport == port and r.sock.state == "LISTEN")
-            a.query_one("#table").move_to(index)  # type: ignore[attr-defined]
+            a.query_one(SocketTable).select(port)
             await pilot.pause()
         if keys:
             await pilot.press(*keys)

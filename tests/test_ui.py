@@ -55,13 +55,7 @@ def table(app: App[Any]) -> SocketTable:
 
 def goto(app: App[Any], port: int, state: str = "LISTEN", laddr: str | None = None) -> None:
     """Put the cursor on the first row with this port and state."""
-    assert isinstance(app, PortsideApp)
-    for i, row in enumerate(app.model.view):
-        if row.sock.lport == port and row.sock.state == state and (
-                laddr is None or row.sock.laddr == laddr):
-            table(app).move_to(i)
-            return
-    raise AssertionError(f"no row {port} {state}")
+    assert table(app).select(port, state, laddr), f"no row {port} {state}"
 
 
 def status_text(app: App[Any], selector: str) -> str:

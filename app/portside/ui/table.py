@@ -180,6 +180,15 @@ class SocketTable(ScrollView, can_focus=True):
         self.refresh()
         self.post_message(self.Highlighted(row))
 
+    def select(self, port: int, state: str = "LISTEN", laddr: str | None = None) -> bool:
+        """Put the cursor on the first row with this local port and state."""
+        for i, row in enumerate(self.model.view):
+            s = row.sock
+            if s.lport == port and s.state == state and laddr in (None, s.laddr):
+                self.move_to(i)
+                return True
+        return False
+
     def _scroll_cursor_into_view(self) -> None:
         visible = max(1, self.size.height - 1)
         top = int(self.scroll_offset.y)
