@@ -59,7 +59,7 @@ def goto(app: App[Any], port: int, state: str = "LISTEN", laddr: str | None = No
 
 
 def status_text(app: App[Any], selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
+    return str(app.screen.query_one(selector).render())
 
 
 def notes(app: App[Any]) -> list[str]:

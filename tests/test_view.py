@@ -65,7 +65,8 @@ def test_filter_sort_and_index() -> None:
     key = m.view[5].key
     m.reverse = True
     m.rebuild()
-    assert m.view[m.index[key]].key == key
+    position = m.position(key)
+    assert position is not None and m.view[position].key == key
 
 
 def test_fold_time_wait_per_port() -> None:
@@ -95,3 +96,29 @@ def test_watch_events() -> None:
     assert "listens now: PID 2001 (node)" in watch_events(
         3000, None, (2001,), lambda p: name(p) or "?")[0]
     assert "restart" in watch_events(3000, (2001,), (2002,), lambda p: name(p) or "?")[0]
+
+
+def test_inlined_row_keys_match_socket_keys() -> None:
+    m = TableModel()
+    snap = demo_snapshot(all_states=True)
+    m.apply(snap, DEMO_MONOTONIC)
+    assert set(m.rows) == {s.key for s in snap.sockets}
+
+
+def test_sort_keys_follow_column_changes_and_state_changes() -> None:
+    m = TableModel(sort_column="pid")
+    snap = demo_snapshot()
+    m.apply(snap, DEMO_MONOTONIC)
+    pids = [r.sock.pid for r in m.view if r.sock.pid is not None]
+    assert pids == sorted(pids)
+    m.sort_column = "user"
+    m.rebuild()
+    users = [r.sock.user or "\uffff" for r in m.view]
+    assert users == sorted(users)
+    # nginx loses a worker: its rows change, and are sorted by their new holders.
+    m.sort_column = "pid"
+    m.rebuild()
+    s2 = later(snap, 2, gone=frozenset({990}))
+    m.apply(s2, s2.monotonic)
+    pids = [r.sock.pid for r in m.view if r.sock.pid is not None]
+    assert pids == sorted(pids) and 991 in pids

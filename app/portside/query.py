@@ -251,14 +251,24 @@ def _match_term(term: Term, sock: Socket, snap: Snapshot | None) -> bool:
 SORT_COLUMNS = ("proto", "address", "port", "state", "pid", "process", "user", "time")
 
 
+_ADDR_KEYS: dict[str, tuple[int, int]] = {}
+
+
 def _addr_key(addr: str | None) -> tuple[int, int]:
+    """(version, integer) for address order; cached, as a table has few distinct addresses."""
     if not addr:
         return (0, 0)
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return (9, 0)
-    return (ip.version, int(ip))
+    key = _ADDR_KEYS.get(addr)
+    if key is None:
+        try:
+            ip = ipaddress.ip_address(addr)
+            key = (ip.version, int(ip))
+        except ValueError:
+            key = (9, 0)
+        if len(_ADDR_KEYS) > 100_000:
+            _ADDR_KEYS.clear()
+        _ADDR_KEYS[addr] = key
+    return key
 
 
 def sort_key(column: str, snap: Snapshot) -> Callable[[Socket], tuple[object, ...]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, listeners_on
 from .query import Query, sort_key
@@ -18,9 +19,10 @@ CHANGED_SECONDS = 3.0  # how long a state change stays marked
 
 NEW, GONE, CHANGED = "new", "gone", "changed"
 RowKey = tuple[object, ...]
+_SORTKEY = attrgetter("sortkey")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: list.index() on 50k rows compares pointers
 class Row:
     """One line of the table: a socket, or a fold of a port's TIME_WAIT sockets."""
 
@@ -32,6 +34,9 @@ class Row:
     count: int = 1  # > 1 for a fold
     soonest: float | None = None  # fold: time left of the first to expire, at snap_mono
     proc: ProcessInfo | None = None  # a gone row's process, as last seen
+    sortkey: tuple[object, ...] = ()  # cached sort key ...
+    sortcol: str = ""  # ... for this sort column ("" when stale)
+    gen: int = 0  # the last sample that listed this socket
 
     @property
     def folded(self) -> bool:
@@ -66,77 +71,135 @@ class TableModel:
     snapshot: Snapshot | None = None
     rows: dict[RowKey, Row] = field(default_factory=dict)
     view: list[Row] = field(default_factory=list)
-    index: dict[RowKey, int] = field(default_factory=dict)
+    _gen: int = 0  # sample counter: rows seen in this sample carry it
     tw_counts: dict[int, int] = field(default_factory=dict)  # TIME_WAIT per local port
+    _marked: set[RowKey] = field(default_factory=set)  # rows with a mark, for expire()
 
     def apply(self, snap: Snapshot, now: float) -> None:
         """Take a new snapshot: mark new, gone and changed rows, then rebuild the view."""
+        # The hot path at 50k sockets: tuple indexes instead of properties, one dict lookup
+        # per socket, and marked rows tracked apart so that nothing else is visited twice.
         first = self.snapshot is None
         previous = self.snapshot
-        old = self.rows
+        old = dict(self.rows)  # what is left in it at the end has gone
+        pop = old.pop
         rows: dict[RowKey, Row] = {}
+        marked: set[RowKey] = set()
         mono = snap.monotonic
         tw: dict[int, int] = {}
+        new_mark = "" if first else NEW
+        new_until = now + NEW_SECONDS
+        self._gen = gen = self._gen + 1
+        added: list[Row] = []
         for s in snap.sockets:
-            key = s.key
-            row = old.get(key)
+            state = s[6]
+            # Socket.key, inlined: (proto, laddr, lport, raddr, rport, inode for LISTEN/UDP)
+            key = (s[0], s[2], s[3], s[4] or "", s[5] or 0,
+                   s[7] if state == LISTEN or state == "NONE" else 0)
+            row = pop(key, None)
             if row is None or row.mark == GONE:
-                rows[key] = Row(key, s, mono, "" if first else NEW, now + NEW_SECONDS)
-                if s.state == TIME_WAIT:
-                    tw[s.lport] = tw.get(s.lport, 0) + 1
-                continue
-            if row.sock.state != s.state or row.sock.pids != s.pids:
-                row.mark, row.until = CHANGED, now + CHANGED_SECONDS
-            elif row.mark and row.until <= now:
-                row.mark = ""
-            row.sock = s
-            row.snap_mono = mono
+                if row is not None:
+                    row.mark = ""  # the gone row is replaced by a new one: retire it
+                row = Row(key, s, mono, new_mark, new_until)
+                added.append(row)
+                if new_mark:
+                    marked.add(key)
+            else:
+                before = row.sock
+                if before[6] != state or before[9] != s[9]:
+                    row.mark, row.until, row.sortcol = CHANGED, now + CHANGED_SECONDS, ""
+                    marked.add(key)
+                elif row.mark:
+                    if row.until <= now:
+                        row.mark = ""
+                    else:
+                        marked.add(key)
+                row.sock = s
+                row.snap_mono = mono
+            row.gen = gen
             rows[key] = row
-            if s.state == TIME_WAIT:
-                tw[s.lport] = tw.get(s.lport, 0) + 1
+            if state == TIME_WAIT:
+                tw[s[3]] = tw.get(s[3], 0) + 1
         for old_key, row in old.items():
-            if old_key in rows:
+            if old_key in rows:  # a duplicate key within one sample: already handled
                 continue
             if row.mark != GONE:
                 row.mark, row.until = GONE, now + GONE_SECONDS
                 row.proc = previous.process(row.sock.pid) if previous else None
-                rows[old_key] = row
-            elif row.until > now:
-                rows[old_key] = row
+            elif row.until <= now:
+                continue
+            rows[old_key] = row
+            marked.add(old_key)
         self.rows = rows
+        self._marked = marked
         self.snapshot = snap
         self.tw_counts = tw
-        self.rebuild()
+        # Rows in their previous order, then the new ones: nearly sorted, so the sort that
+        # follows is close to linear.
+        if self.fold or self.query.terms:
+            self.rebuild()
+            return
+        order = [r for r in self.view if r.gen == gen or (r.mark == GONE and r.until > now)]
+        if len(order) + len(added) == len(rows):
+            self.rebuild(order + added)
+        else:  # the last view was not the whole table: start from the rows
+            self.rebuild()
 
     def expire(self, now: float) -> bool:
         """Drop gone rows and marks whose time is up; True when the view changed."""
         changed = False
-        for key, row in list(self.rows.items()):
-            if row.mark and row.until <= now:
+        for key in list(self._marked):
+            row = self.rows.get(key)
+            if row is None or not row.mark:
+                self._marked.discard(key)
+                continue
+            if row.until <= now:
                 if row.mark == GONE:
                     del self.rows[key]
                 else:
                     row.mark = ""
+                self._marked.discard(key)
                 changed = True
         if changed:
             self.rebuild()
         return changed
 
-    def rebuild(self) -> None:
-        """Filter, fold and sort the rows into the view."""
+    def rebuild(self, candidates: list[Row] | None = None) -> None:
+        """Filter, fold and sort the rows (or these candidate rows) into the view."""
         snap = self.snapshot
         if snap is None:
-            self.view, self.index = [], {}
+            self.view = []
             return
         match = self.query.matches
-        rows = [r for r in self.rows.values() if match(r.sock, snap)] if self.query.terms \
-            else list(self.rows.values())
+        if candidates is not None:
+            rows = candidates
+        elif self.query.terms:
+            rows = [r for r in self.rows.values() if match(r.sock, snap)]
+        else:
+            rows = list(self.rows.values())
         if self.fold:
             rows = self._folded(rows, snap)
-        key = sort_key(self.sort_column, snap)
-        rows.sort(key=lambda r: key(r.sock), reverse=self.reverse)
+        col = self.sort_column
+        key = sort_key(col, snap)
+        # Sort keys are kept per row: only new or changed rows (or a new column) need one.
+        # Times change every sample, so that column is always recomputed.
+        fresh = col == "time"
+        for r in rows:
+            if fresh or r.sortcol != col:
+                r.sortkey = key(r.sock)
+                r.sortcol = col
+        rows.sort(key=_SORTKEY, reverse=self.reverse)
         self.view = rows
-        self.index = {r.key: i for i, r in enumerate(rows)}
+
+    def position(self, key: RowKey) -> int | None:
+        """Where the row with this key is in the view, if it is."""
+        row = self.rows.get(key)
+        if row is not None:
+            try:
+                return self.view.index(row)
+            except ValueError:
+                return None
+        return next((i for i, r in enumerate(self.view) if r.key == key), None)
 
     def _folded(self, rows: list[Row], snap: Snapshot) -> list[Row]:
         listening = {s.lport for s in snap.sockets if s.state == LISTEN}

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
@@ -87,6 +88,27 @@ ACTIONS: list[tuple[str, str, str, str]] = [
 SHOWN = {"filter", "terminate", "kill", "free", "pause", "all_states", "fold", "watch",
          "probe", "help", "quit"}
 KEY_LABELS = {"slash": "/", "question_mark": "?"}
+ROW_ACTIONS = ("terminate", "kill", "free", "copy_pid", "copy_cmdline")  # depend on the row
+
+
+class StatusLine(Widget):
+    """The one-line header; repainted in place, never re-laid out (it updates every second)."""
+
+    DEFAULT_CSS = "StatusLine { height: 1; }"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._text = Text()
+
+    def show(self, text: Text) -> None:
+        """Replace the text (a repaint of one line)."""
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        """The current status."""
+        return self._text
 
 
 class PortsideApp(App[int]):
@@ -121,11 +143,13 @@ class PortsideApp(App[int]):
         self.last_sample_at: float | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._details_shown = ""
+        self._bindings_state: tuple[bool | None, ...] = ()
 
     # Layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="status")
+        yield StatusLine(id="status")
         yield Static("", id="banner")
         with Horizontal(id="filterbar"):
             yield Input(placeholder="filter: :3000 proc:node state:listen -state:tw   "
@@ -201,7 +225,7 @@ class PortsideApp(App[int]):
         self.query_one("#table", SocketTable).refresh_rows()
         self._check_watches(snap)
         self._update_status()
-        self.refresh_bindings()
+        self._sync_bindings()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         """Show why sampling failed and when it retries."""
@@ -252,7 +276,7 @@ class PortsideApp(App[int]):
                 status.append(" · TIME_WAIT folded")
         if self.watched:
             status.append(" · watching " + " ".join(f":{p}" for p in sorted(self.watched)))
-        self.query_one("#status", Static).update(status)
+        self.query_one("#status", StatusLine).show(status)
         banner = self.query_one("#banner", Static)
         lines = []
         if self.last_error:
@@ -316,7 +340,7 @@ class PortsideApp(App[int]):
     def on_socket_table_highlighted(self, message: SocketTable.Highlighted) -> None:
         """The cursor moved: show that row, and re-check which actions are available."""
         self._update_details(message.row)
-        self.refresh_bindings()
+        self._sync_bindings()
 
     def on_socket_table_header_clicked(self, message: SocketTable.HeaderClicked) -> None:
         """Sort by the clicked column; a second click reverses."""
@@ -329,8 +353,11 @@ class PortsideApp(App[int]):
     def _update_details(self, row: Row | None) -> None:
         details = self.query_one("#details")
         if details.display:
-            self.query_one("#details-body", Static).update(
-                details_text(self.model, row, self.clock()))
+            text = details_text(self.model, row, self.clock())
+            # Static.update re-lays out the screen: skip it when nothing visible changed.
+            if text.plain != self._details_shown:
+                self._details_shown = text.plain
+                self.query_one("#details-body", Static).update(text)
 
     def action_details(self) -> None:
         """Toggle the details pane."""
@@ -423,9 +450,16 @@ class PortsideApp(App[int]):
             return None if proc is not None and proc.cmdline else "no command line to copy"
         return None
 
+    def _sync_bindings(self) -> None:
+        """Refresh the footer only when an action became (un)available: it recomposes."""
+        state = tuple(self.check_action(a, ()) for a in ROW_ACTIONS)
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Unavailable actions are dimmed in the footer (None), not hidden."""
-        if action in ("terminate", "kill", "free", "copy_pid", "copy_cmdline"):
+        if action in ROW_ACTIONS:
             return None if self.unavailable(action) else True
         return True
 

@@ -154,8 +154,9 @@ class SocketTable(ScrollView, can_focus=True):
     def refresh_rows(self) -> None:
         """After the model's view changed: keep the cursor on its row, resize, repaint."""
         view = self.model.view
-        if self.cursor_key is not None and self.cursor_key in self.model.index:
-            self.cursor = self.model.index[self.cursor_key]
+        position = self.model.position(self.cursor_key) if self.cursor_key else None
+        if position is not None:
+            self.cursor = position
         self.cursor = max(0, min(self.cursor, len(view) - 1))
         row = self.model.row_at(self.cursor)
         self.cursor_key = row.key if row else None
