@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -311,6 +312,48 @@ def test_views_fold_all_states_sort_pause_details() -> None:
         await pilot.click(SocketTable, offset=(2, 3))
         assert table(app).cursor == 2
     drive(demo_app(), body)
+
+
+def test_cursor_stays_on_its_socket_across_refreshes_and_sorts() -> None:
+    async def body(pilot: Pilot[int]) -> None:
+        app = pilot.app
+        assert isinstance(app, PortsideApp)
+        goto(app, 8080)
+        key = table(app).current.key  # type: ignore[union-attr]
+        for keys in (("s",), ("s", "s"), ("S",)):
+            await pilot.press(*keys)
+            assert table(app).current.key == key  # type: ignore[union-attr]
+        app.apply_snapshot(demo_snapshot(gone=frozenset({2301, 2001})))
+        await pilot.pause()
+        assert table(app).current.key == key  # type: ignore[union-attr]
+    drive(demo_app(), body)
+
+
+class BrokenEvent(threading.Event):
+    """An Event whose first wait() raises: the sampler loop itself dies (a bug, say)."""
+
+    broken = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if BrokenEvent.broken:
+            BrokenEvent.broken = False
+            raise RuntimeError("the sampler loop broke")
+        return super().wait(timeout)
+
+
+def test_the_sampler_is_restarted_if_it_dies() -> None:
+    backend = DemoBackend()
+    app = PortsideApp(backend, interval=0.5)
+    app._wake = BrokenEvent()
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "sampler stopped" in status_text(app, "#banner"))
+            assert "the sampler loop broke" in status_text(app, "#banner")
+            samples = backend.samples
+            await until(pilot, lambda: backend.samples > samples)  # it runs again
+            await until(pilot, lambda: "sampler stopped" not in status_text(app, "#banner"))
+    asyncio.run(main())
 
 
 def test_watch_notifies_when_the_port_is_freed_and_taken() -> None:

@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..backend import Backend, refusal
 from ..fmt import format_duration, format_endpoint, join_cmdline, safe_text
@@ -213,6 +213,17 @@ class PortsideApp(App[int]):
                 if left <= 0 or self._wake.wait(min(left, 1.0)):
                     break
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The sampler must never die silently: say so, and start it again."""
+        worker = event.worker
+        if worker.name != "sampler" or self._stop.is_set():
+            return
+        if event.state in (WorkerState.ERROR, WorkerState.SUCCESS):
+            self.last_error = (f"The sampler stopped ({safe_text(str(worker.error))}); "
+                               "restarting it")
+            self._update_status()
+            self.set_timer(self.interval, self._sampler)
+
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         """Apply a sample: one dict diff, one sort, one repaint of the visible rows."""
         self.apply_snapshot(message.snapshot)
@@ -253,8 +264,8 @@ class PortsideApp(App[int]):
     def _update_status(self) -> None:
         ident = self.backend.identity
         snap = self.model.snapshot
-        parts = [f"portside · {ident.hostname} · {ident.user}"
-                 f"{' (root)' if ident.is_root else ''} · every {self.interval:g}s"]
+        parts = [f"portside · {ident.hostname} · {ident.user} "
+                 f"({'root' if ident.is_root else 'not root'}) · every {self.interval:g}s"]
         status = Text(" · ".join(parts) + " · ")
         if self.paused:
             status.append("PAUSED", "bold reverse")
