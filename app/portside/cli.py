@@ -529,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
-    except Exception as exc:
+    except Exception as exc:  # the last line of defence: a message, never a traceback
         sys.stderr.write(f"portside: internal error: {type(exc).__name__}: {exc}\n"
                          "please report this with the command you ran\n")
         return 70

@@ -198,7 +198,7 @@ class PortsideApp(App[int]):
             if not self.paused:
                 try:
                     snap = self.backend.sample(self.all_states)
-                except Exception as exc:
+                except Exception as exc:  # never die silently: report it, retry later
                     failures += 1
                     wait = min(self.interval * 2 ** failures, MAX_BACKOFF)
                     self.post_message(SampleFailed(f"{type(exc).__name__}: {exc}", wait))
@@ -615,7 +615,7 @@ class PortsideApp(App[int]):
     def _probe(self, port: int) -> None:
         try:
             self.post_message(ProbeReady(self.backend.diagnose(port)))
-        except Exception as exc:
+        except Exception as exc:  # shown in the UI: never a traceback
             self.post_message(ProbeReady(None, f"{type(exc).__name__}: {exc}"))
 
     def on_probe_ready(self, message: ProbeReady) -> None:
