@@ -104,8 +104,9 @@ def test_free_port_signals_every_holder(spawn: Spawner) -> None:
     plan = control.plan_port(held.port, sampler.sample())
     assert sorted(t.pid for t in plan.targets) == held.pids
     ticks: list[float] = []
-    res = control.free_port(plan, grace=10, sampler=sampler, tick=ticks.append)
-    assert res.freed and res.still_held == []
+    res = control.stop(plan.targets, grace=10, ports=[plan.port], sampler=sampler,
+                       tick=ticks.append)
+    assert res.ok and res.ports[plan.port][0] and res.ports[plan.port][1] == []
     assert [r.outcome for r in res.results] == ["sent", "sent"]
     wait_for(lambda: not alive(held.pid) and not alive(held.child))
 
@@ -115,11 +116,14 @@ def test_free_port_without_force_leaves_a_stubborn_holder(spawn: Spawner) -> Non
     held = spawn("--ignore-term")
     sampler = Sampler()
     plan = control.plan_port(held.port, sampler.sample())
-    res = control.free_port(plan, grace=0.5, sampler=sampler)
-    assert not res.freed and res.still_held == [held.pid] and alive(held.pid)
-    forced = control.free_port(plan, grace=0.5, force=True, sampler=sampler)
-    assert forced.freed
-    assert [control.signal_name(r.signal) for r in forced.results] == ["SIGTERM", "SIGKILL"]
+    res = control.stop(plan.targets, grace=0.5, ports=[plan.port], sampler=sampler)
+    assert not res.ok and res.ports[plan.port] == (False, [held.pid], 0)
+    assert alive(held.pid) and res.killed == []
+    forced = control.stop(plan.targets, grace=0.5, force=True, ports=[plan.port],
+                          sampler=sampler)
+    assert forced.ok
+    assert [control.signal_name(r.signal) for r in forced.results] == ["SIGTERM"]
+    assert [control.signal_name(r.signal) for r in forced.killed] == ["SIGKILL"]
     wait_for(lambda: not alive(held.pid))
 
 
@@ -129,6 +133,15 @@ def test_free_port_never_kills_a_holder_it_was_not_asked_about(spawn: Spawner) -
     sampler = Sampler()
     plan = control.plan_port(held.port, sampler.sample())
     # Confirmed with no targets (say the holder changed after the dialog opened).
-    empty = control.PortPlan(plan.port, plan.sockets, ())
-    res = control.free_port(empty, grace=0.2, force=True, sampler=sampler)
-    assert not res.freed and res.results == [] and alive(held.pid)
+    res = control.stop([], grace=0.2, force=True, ports=[plan.port], sampler=sampler)
+    assert not res.ok and res.results == [] and res.killed == [] and alive(held.pid)
+
+
+def test_stop_awaits_pid_targets(spawn: Spawner) -> None:
+    held = spawn("--ignore-term")
+    target = control.target_of(held.pid)
+    assert target is not None
+    res = control.stop([target], grace=0.3, awaited=[target])
+    assert not res.ok and res.alive == [target]
+    res = control.stop([target], grace=0.3, force=True, awaited=[target])
+    assert res.ok and res.alive == [] and [r.ok for r in res.killed] == [True]

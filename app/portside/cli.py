@@ -379,48 +379,34 @@ def _execute(args: argparse.Namespace, sampler: Any, targets: list[Any], ports: 
              pids: list[int], out: TextIO, err: TextIO) -> int:
     from .system import control
 
-    results = control.signal_all(targets, args.signal)
-    for r in results:
-        out.write(f"  PID {r.target.pid}: {r.message}\n")
-    pid_targets = [t for t in targets if t.pid in pids]
-    state: dict[int, tuple[bool, list[int], int]] = {}
-
-    def done() -> bool:
-        for port in ports:
-            state[port] = control.port_state(port, sampler)
-        return all(s[0] for s in state.values()) and not any(
-            control.is_alive(t) for t in pid_targets)
-
     tick = _ticker(err, ports, pids)
-    ok = control.wait_until(done, args.grace, tick=tick)
-    if not ok and args.force and args.signal != signal.SIGKILL:
-        holding = {p for s in state.values() for p in s[1]}
-        remaining = [t for t in targets if control.is_alive(t)
-                     and (t.pid in holding or t in pid_targets)]
-        if remaining:
-            out.write(f"still there after {args.grace:g}s: sending SIGKILL\n")
-        for r in control.signal_all(remaining, signal.SIGKILL):
-            out.write(f"  PID {r.target.pid}: {r.message}\n")
-        ok = control.wait_until(done, 2.0, tick=tick)
+    awaited = [t for t in targets if t.pid in pids]
+    res = control.stop(targets, args.signal, args.grace, args.force, ports, awaited,
+                       sampler, tick)
     if tick is not None:
         err.write("\r\x1b[K")
-    denied = [r.target.pid for r in results if r.outcome == model.DENIED]
+    for r in res.results:
+        out.write(f"  PID {r.target.pid}: {r.message}\n")
+    if res.killed:
+        out.write(f"still there after {args.grace:g}s: sending SIGKILL\n")
+    for r in res.killed:
+        out.write(f"  PID {r.target.pid}: {r.message}\n")
     for port in ports:
-        free, holders, _unknown = state.get(port, (True, [], 0))
+        free, holders, _unknown = res.ports.get(port, (True, [], 0))
         if free:
             out.write(f"port {port}: freed\n")
         else:
             who = ", ".join(str(p) for p in holders) or "a process portside cannot see"
             out.write(f"port {port}: still held by PID {who}\n")
-    for t in pid_targets:
-        alive = control.is_alive(t)
-        out.write(f"PID {t.pid}: {'still running' if alive else 'exited'}\n")
+    for t in awaited:
+        out.write(f"PID {t.pid}: {'still running' if t in res.alive else 'exited'}\n")
+    denied = [r.target.pid for r in res.results if r.outcome == model.DENIED]
     if denied:
         err.write(f"permission denied for PID {', '.join(map(str, denied))}: "
                   "they belong to another user; try: sudo portside kill ...\n")
-    if not ok and not args.force and args.signal != signal.SIGKILL:
+    if not res.ok and not args.force and args.signal != signal.SIGKILL:
         err.write("add --force to send SIGKILL to what is left\n")
-    return EXIT_OK if ok else EXIT_FAIL
+    return EXIT_OK if res.ok else EXIT_FAIL
 
 
 def _ticker(err: TextIO, ports: list[int], pids: list[int]) -> Callable[[float], None] | None:

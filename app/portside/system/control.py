@@ -210,14 +210,14 @@ def plan_port(port: int, snapshot: Snapshot, ps: Any = psutil) -> PortPlan:
 
 
 @dataclass(slots=True)
-class FreeResult:
-    """How freeing a port ended."""
+class StopResult:
+    """How stopping ended: what was sent, which ports are still held, who still runs."""
 
-    port: int
-    freed: bool
+    ok: bool = False
     results: list[SignalResult] = field(default_factory=list)
-    still_held: list[int] = field(default_factory=list)  # PIDs still holding it
-    unknown: int = 0  # sockets on it with an unknown holder
+    killed: list[SignalResult] = field(default_factory=list)  # the SIGKILLs of --force
+    ports: dict[int, tuple[bool, list[int], int]] = field(default_factory=dict)
+    alive: list[Target] = field(default_factory=list)  # awaited targets still running
 
 
 def port_state(port: int, sampler: Sampler) -> tuple[bool, list[int], int]:
@@ -246,50 +246,40 @@ def signal_all(targets: Iterable[Target], sig: int, ps: Any = psutil) -> list[Si
     return [send_signal(t, sig, ps) for t in targets]
 
 
-def free_port(
-    plan: PortPlan,
+def stop(
+    targets: Iterable[Target],
     sig: int = signal.SIGTERM,
     grace: float = 5.0,
     force: bool = False,
+    ports: Iterable[int] = (),
+    awaited: Iterable[Target] = (),
     sampler: Sampler | None = None,
     tick: Callable[[float], None] | None = None,
     ps: Any = psutil,
-) -> FreeResult:
-    """Signal every confirmed holder, wait for the port to be free, SIGKILL only if forced.
+) -> StopResult:
+    """Signal the targets; wait until every port is free and every awaited target exited.
 
-    Only the targets of the plan are ever signalled: a process that starts listening
-    meanwhile (a supervisor restarting the server) is reported, not killed.
+    SIGKILL goes only with `force`, and only to the targets still holding a port or still
+    awaited: a process that starts listening meanwhile (a supervisor restarting the server)
+    is reported, never signalled.
     """
+    targets = list(targets)
+    ports = list(ports)
+    awaited = list(awaited)
     sampler = sampler or Sampler()
-    result = FreeResult(plan.port, False)
-    result.results.extend(signal_all(plan.targets, sig, ps))
-    state: tuple[bool, list[int], int] = (False, [], 0)
+    result = StopResult(results=signal_all(targets, sig, ps))
 
-    def check() -> bool:
-        nonlocal state
-        state = port_state(plan.port, sampler)
-        return state[0]
+    def done() -> bool:
+        for port in ports:
+            result.ports[port] = port_state(port, sampler)
+        result.alive = [t for t in awaited if is_alive(t, ps)]
+        return all(state[0] for state in result.ports.values()) and not result.alive
 
-    freed = wait_until(check, grace, tick=tick)
-    if not freed and force and sig != signal.SIGKILL:
-        remaining = [t for t in plan.targets if t.pid in state[1] and is_alive(t, ps)]
-        result.results.extend(signal_all(remaining, signal.SIGKILL, ps))
-        freed = wait_until(check, 2.0, tick=tick)
-    result.freed = freed
-    result.still_held = [] if freed else state[1]
-    result.unknown = 0 if freed else state[2]
+    result.ok = wait_until(done, grace, tick=tick)
+    if not result.ok and force and sig != signal.SIGKILL:
+        holding = {p for state in result.ports.values() for p in state[1]}
+        remaining = [t for t in targets if (t.pid in holding or t in result.alive)
+                     and is_alive(t, ps)]
+        result.killed = signal_all(remaining, signal.SIGKILL, ps)
+        result.ok = wait_until(done, 2.0, tick=tick)
     return result
-
-
-def wait_gone(targets: Iterable[Target], timeout: float, ps: Any = psutil,
-              tick: Callable[[float], None] | None = None) -> list[Target]:
-    """Wait for processes to exit; return those still alive."""
-    pending = list(targets)
-
-    def check() -> bool:
-        pending[:] = [t for t in pending if is_alive(t, ps)]
-        return not pending
-
-    wait_until(check, timeout, tick=tick)
-    return pending
-
