@@ -259,3 +259,12 @@ def test_wait_free_and_listening(spawn: Spawner) -> None:
         if waiter.poll() is None:
             waiter.kill()
             waiter.wait(10)
+
+
+def test_json_fast_path_matches_the_json_module() -> None:
+    from portside.cli import socket_json, socket_json_text
+    from portside.demo import demo_snapshot
+
+    snap = demo_snapshot(all_states=True)
+    for sock in snap.sockets:
+        assert json.loads(socket_json_text(sock, snap)) == socket_json(sock, snap)
