@@ -7,7 +7,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint venv clean screenshots
+.PHONY: help run test lint venv clean screenshots bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,14 @@ lint: $(STAMP) ## ruff and mypy --strict
 screenshots: $(STAMP) ## render screenshots/*.png from the demo data
 	@command -v rsvg-convert >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "mono" || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq librsvg2-bin fonts-dejavu-core >/dev/null; } || { echo "install librsvg2-bin and a monospace font (fonts-dejavu-core)" >&2; exit 1; }
 	$(BIN)/python tests/make_screenshots.py
+
+bench: $(STAMP) ## measure against ss, lsof, psutil, htop; writes tests/bench/RESULTS.md (~15 min)
+	@missing=""; for t in ss lsof htop tmux; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iproute2 lsof htop tmux >/dev/null; \
+	  else echo "bench needs:$$missing (install them, or run make bench as root)" >&2; exit 1; fi; fi
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	$(BIN)/python tests/bench/run.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

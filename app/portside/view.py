@@ -74,6 +74,7 @@ class TableModel:
     _gen: int = 0  # sample counter: rows seen in this sample carry it
     tw_counts: dict[int, int] = field(default_factory=dict)  # TIME_WAIT per local port
     _marked: set[RowKey] = field(default_factory=set)  # rows with a mark, for expire()
+    shown: int = 0  # sockets the view stands for (folds count all theirs; gone rows not)
 
     def apply(self, snap: Snapshot, now: float) -> None:
         """Take a new snapshot: mark new, gone and changed rows, then rebuild the view."""
@@ -190,7 +191,9 @@ class TableModel:
                 r.sortcol = col
         rows.sort(key=_SORTKEY, reverse=self.reverse)
         self.view = rows
-
+        folded = sum(r.count - 1 for r in rows if r.count > 1) if self.fold else 0
+        self.shown = len(rows) + folded - sum(1 for r in rows if r.mark == GONE) \
+            if self._marked else len(rows) + folded
     def position(self, key: RowKey) -> int | None:
         """Where the row with this key is in the view, if it is."""
         row = self.rows.get(key)

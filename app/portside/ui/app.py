@@ -144,6 +144,7 @@ class PortsideApp(App[int]):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._details_shown = ""
+        self._banner_shown: str | None = None
         self._bindings_state: tuple[bool | None, ...] = ()
 
     # Layout -----------------------------------------------------------------------------
@@ -250,7 +251,7 @@ class PortsideApp(App[int]):
         if self.model.expire(self.clock()):
             table.refresh_rows()
         else:
-            table.refresh()
+            table.tick()
         self._update_details(table.current)
         self._update_status()
 
@@ -280,7 +281,7 @@ class PortsideApp(App[int]):
         else:
             status.append(" · waiting for the first sample")
         if snap is not None:
-            shown = sum(r.count for r in self.model.view if r.mark != "gone")
+            shown = self.model.shown
             status.append(f" · {shown} of {len(snap.sockets)} sockets"
                           if shown != len(snap.sockets) else f" · {shown} sockets")
             if self.model.fold:
@@ -300,9 +301,12 @@ class PortsideApp(App[int]):
             else:
                 lines.append(f"{n} socket(s) have an owner whose files cannot be read, "
                              "even as root.")
-        banner.update(Text("\n".join(lines)))
-        banner.set_class(bool(self.last_error), "error")
-        banner.display = bool(lines)
+        text = "\n".join(lines)
+        if text != self._banner_shown:  # Static.update re-lays out the screen: only on change
+            self._banner_shown = text
+            banner.update(Text(text))
+            banner.set_class(bool(self.last_error), "error")
+            banner.display = bool(lines)
 
     # Filter -----------------------------------------------------------------------------
 

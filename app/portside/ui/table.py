@@ -148,6 +148,7 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor_key: RowKey | None = None
         self._layout: list[tuple[Column, int]] = []
         self._layout_for: tuple[int, bool] = (-1, False)
+        self._times: tuple[str, ...] = ()  # the visible time cells, as last painted
 
     # Data -----------------------------------------------------------------------------
 
@@ -164,6 +165,16 @@ class SocketTable(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self.refresh()
         self.post_message(self.Highlighted(row))
+
+    def tick(self) -> None:
+        """Once a second: repaint only if a visible time (countdown, uptime) changed."""
+        top = int(self.scroll_offset.y)
+        now = self.clock()
+        times = tuple(self.cells(row, now).get("time", "")
+                      for row in self.model.view[top:top + self.size.height])
+        if times != self._times:
+            self._times = times
+            self.refresh()
 
     @property
     def current(self) -> Row | None:

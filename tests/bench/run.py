@@ -1,0 +1,515 @@
+"""`make bench`: portside side by side with ss, lsof and psutil, on loopback populations.
+
+Writes tests/bench/RESULTS.md, results.json and sampling.png. Everything talks to
+127.0.0.1 only; every helper process is ended by its PID; every loop is bounded.
+Environment: BENCH_RUNS (default 7), BENCH_SOAK seconds of churn for the memory test
+(default 180; the issue's hour is BENCH_SOAK=3600), BENCH_QUICK=1 for a smoke run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+PORTSIDE = [sys.executable, "-m", "portside"]
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+RUNS = int(os.environ.get("BENCH_RUNS", "3" if QUICK else "7"))
+SOAK = float(os.environ.get("BENCH_SOAK", "20" if QUICK else "180"))
+LIFETIME = 1800  # helpers end by themselves after this, whatever happens to the bench
+
+helpers: list[psutil.Process] = []
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# Populations ---------------------------------------------------------------------------
+
+
+def spawn_helper(*args: str) -> list[int]:
+    """Start a helper; remember every PID it reports so that it is ended by PID."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "helpers.py"), *args, str(LIFETIME)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"helper {args} failed to start")
+    pids: list[int] = json.loads(line)["pids"]
+    for pid in pids:
+        helpers.append(psutil.Process(pid))
+    return pids
+
+
+def end_helpers(procs: list[psutil.Process] | None = None) -> None:
+    """SIGKILL helpers by PID (psutil checks they are still the processes we started)."""
+    for p in list(procs if procs is not None else helpers):
+        try:
+            p.kill()
+            p.wait(5)
+        except psutil.Error:
+            pass
+        if p in helpers:
+            helpers.remove(p)
+
+
+_client_ip = [1]
+
+
+def make_time_wait(count: int) -> None:
+    """`count` TIME_WAIT sockets on loopback: server closes first.
+
+    Linux reuses a loopback TIME_WAIT socket when a new connection has the same four-tuple
+    (tcp_tw_reuse=2), so each batch connects from its own 127.0.0.x address and every
+    connection of a batch from its own port.
+    """
+    made = 0
+    while made < count:
+        batch = min(10000, count - made)
+        _client_ip[0] = _client_ip[0] % 250 + 2
+        client_ip = f"127.0.0.{_client_ip[0]}"
+        with socket.socket() as lsn:
+            lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsn.bind(("127.0.0.1", 0))
+            lsn.listen(1024)
+            addr = lsn.getsockname()
+            for i in range(batch):
+                cli = socket.socket()
+                cli.settimeout(5)
+                cli.bind((client_ip, 20000 + i))
+                cli.connect(addr)
+                srv, _ = lsn.accept()
+                srv.close()
+                cli.recv(1)
+                cli.close()
+        made += batch
+
+
+def tcp_count() -> int:
+    out = subprocess.run(["ss", "-Htan"], capture_output=True, text=True, check=True).stdout
+    return out.count("\n")
+
+
+def build(kind: str, n: int) -> tuple[list[psutil.Process], float]:
+    """Build one population; returns its helpers and when it was built (for TIME_WAIT age)."""
+    before = list(helpers)
+    if kind == "listeners":
+        spawn_helper("listeners", str(n))
+    elif kind == "established":
+        spawn_helper("established", str(n))
+    elif kind == "time_wait":
+        make_time_wait(n)
+    return [p for p in helpers if p not in before], time.monotonic()
+
+
+# Timing --------------------------------------------------------------------------------
+
+
+def run_cmd(cmd: list[str]) -> Callable[[], None]:
+    def f() -> None:
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return f
+
+
+def alternate(contenders: dict[str, Callable[[], object]], runs: int,
+              limits: dict[str, int] | None = None) -> dict[str, float]:
+    """Medians (ms) of each contender, run in turn, in a different order every round."""
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    order = list(contenders)
+    for i in range(runs):
+        random.Random(i).shuffle(order)
+        for name in order:
+            if limits and len(times[name]) >= limits.get(name, runs):
+                continue
+            t0 = time.perf_counter()
+            contenders[name]()
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {k: statistics.median(v) for k, v in times.items() if v}
+
+
+def sampler_section(results: dict[str, Any]) -> None:
+    from portside.system.sampler import Sampler
+
+    pops = [("50 listeners", "listeners", 50), ("500 listeners", "listeners", 500),
+            ("2k established", "established", 2000), ("1k TIME_WAIT", "time_wait", 1000),
+            ("10k TIME_WAIT", "time_wait", 10000), ("30k TIME_WAIT", "time_wait", 30000),
+            ("50k TIME_WAIT", "time_wait", 50000)]
+    if QUICK:
+        pops = [pops[0], pops[4]]
+    rows = []
+    for label, kind, n in pops:
+        procs, built = build(kind, n)
+        sockets = tcp_count()
+        warm = Sampler(all_states=True)
+        warm.sample()
+        contenders: dict[str, Callable[[], object]] = {
+            "portside": warm.sample,
+            "portside cold": lambda: Sampler(all_states=True).sample(),
+            "ss -tanp": run_cmd(["ss", "-tanp"]),
+            "ss -tan": run_cmd(["ss", "-tan"]),
+            "psutil": lambda: psutil.net_connections("tcp"),
+        }
+        limits = {}
+        if shutil.which("lsof"):
+            contenders["lsof -nP -iTCP"] = run_cmd(["lsof", "-nP", "-iTCP"])
+            limits["lsof -nP -iTCP"] = 3 if n >= 10000 else RUNS
+        med = alternate(contenders, RUNS, limits)
+        whole = alternate({
+            "portside list --json": run_cmd([*PORTSIDE, "list", "--json"]),
+            "portside list --all --json": run_cmd([*PORTSIDE, "list", "--all", "--json"]),
+            "ss -tanp": run_cmd(["ss", "-tanp"]),
+        }, RUNS)
+        age = time.monotonic() - built
+        row = {"population": label, "sockets": sockets, "age_s": round(age, 1),
+               "sampler": med, "process": whole}
+        rows.append(row)
+        log(f"{label}: {sockets} TCP sockets; portside {med['portside']:.1f} ms, "
+            f"ss -tanp {med['ss -tanp']:.1f} ms, list --json "
+            f"{whole['portside list --json']:.0f} ms vs {whole['ss -tanp']:.0f} ms "
+            f"(measured {age:.0f}s after building)")
+        end_helpers(procs)
+        if kind == "time_wait":
+            wait_time_wait_gone()
+    results["sampler"] = rows
+
+
+def wait_time_wait_gone(limit: float = 75.0) -> None:
+    """TIME_WAIT sockets last 60 s: let the previous population drain before the next."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-Htan", "state", "time-wait"], capture_output=True,
+                             text=True).stdout
+        if out.count("\n") < 200:
+            return
+        time.sleep(1.0)
+
+
+# The dashboard, headless -----------------------------------------------------------------
+
+
+def synthetic(n: int, seed: int, mono: float) -> Any:
+    from portside.demo import demo_snapshot
+    from portside.model import Snapshot, Socket
+
+    base = demo_snapshot(monotonic=mono)
+    rnd = random.Random(seed)
+    socks = list(base.sockets)
+    for i in range(n):
+        if rnd.random() < 0.05:  # 5% churn per tick
+            continue
+        socks.append(Socket("tcp", "ipv4", "127.0.0.1", 3000 + i % 50, "127.0.0.1",
+                            10000 + i, "TIME_WAIT", time_left=60.0 - (i % 60),
+                            time_left_exact=True))
+    return Snapshot(taken_at=base.taken_at, monotonic=mono, sockets=tuple(socks),
+                    processes=base.processes, gaps=base.gaps, connections=base.connections)
+
+
+def dashboard_section(results: dict[str, Any]) -> None:
+    from portside.demo import DEMO_MONOTONIC, DemoBackend
+    from portside.ui.app import PortsideApp
+
+    out = []
+    for n in ([1000, 10000] if QUICK else [1000, 10000, 50000]):
+        clock = [DEMO_MONOTONIC]
+        app = PortsideApp(DemoBackend(), clock=lambda: clock[0], live=False)
+        walls: list[float] = []
+        cpus: list[float] = []
+
+        async def main(n: int = n, app: Any = app, walls: Any = walls, cpus: Any = cpus,
+                       clock: Any = clock) -> None:
+            async with app.run_test(size=(200, 50)) as pilot:
+                app.apply_snapshot(synthetic(n, 0, clock[0]))
+                await pilot.pause()
+                snaps = [synthetic(n, k, clock[0] + k) for k in range(1, RUNS + 2)]
+                for s in snaps:
+                    clock[0] = s.monotonic
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    app.apply_snapshot(s)
+                    await pilot.pause()
+                    walls.append((time.perf_counter() - w0) * 1000)
+                    cpus.append((time.process_time() - c0) * 1000)
+
+        asyncio.run(main())
+        row = {"rows": n, "wall_ms": statistics.median(walls), "cpu_ms": statistics.median(cpus)}
+        out.append(row)
+        log(f"dashboard apply+repaint at {n} rows: {row['wall_ms']:.1f} ms wall, "
+            f"{row['cpu_ms']:.1f} ms CPU")
+    results["dashboard"] = out
+    results["latency"] = key_latency()
+
+
+def key_latency(population: int = 50000, presses: int = 60) -> dict[str, Any]:
+    """Key-press latency while the live sampler refreshes a real population every second."""
+    from textual import events
+
+    from portside.system.backend import LiveBackend
+    from portside.ui.app import PortsideApp
+    from portside.ui.table import SocketTable
+
+    n = 10000 if QUICK else population
+    make_time_wait(n)
+    app = PortsideApp(LiveBackend(), interval=1.0)
+    lat: list[float] = []
+    applied = [0]
+
+    async def main() -> None:
+        async with app.run_test(size=(200, 50)) as pilot:
+            deadline = time.monotonic() + 30
+            while app.model.snapshot is None and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            rnd = random.Random(1)
+            table = app.query_one(SocketTable)
+            for i in range(presses):
+                await asyncio.sleep(rnd.uniform(0.05, 0.35))
+                before = table.cursor
+                # A key as the terminal delivers it; measured until the cursor has moved.
+                # (Pilot.press() waits for idle and adds ~100 ms of its own.)
+                t0 = time.perf_counter()
+                app.post_message(events.Key("down" if i % 2 == 0 else "up", None))
+                while table.cursor == before and time.perf_counter() - t0 < 10:
+                    await asyncio.sleep(0)
+                lat.append((time.perf_counter() - t0) * 1000)
+            applied[0] = len(app.model.view)
+
+    asyncio.run(main())
+    lat.sort()
+    res = {"sockets": applied[0], "p50_ms": statistics.median(lat),
+           "p95_ms": lat[int(0.95 * (len(lat) - 1))], "presses": len(lat)}
+    log(f"key latency at {applied[0]} rows refreshing every 1s: p50 {res['p50_ms']:.1f} ms, "
+        f"p95 {res['p95_ms']:.1f} ms")
+    wait_time_wait_gone()
+    return res
+
+
+# Real terminal runs: idle CPU, memory, start-up -------------------------------------------
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+
+
+def pane_pid(session: str) -> int:
+    return int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+
+
+def cpu_seconds(pid: int) -> float:
+    p = psutil.Process(pid)
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
+def launch(session: str, cmd: str, size: tuple[int, int] = (120, 40)) -> int:
+    tmux("kill-session", "-t", session)
+    tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]),
+         f"exec {cmd}")
+    return pane_pid(session)
+
+
+def idle_section(results: dict[str, Any]) -> None:
+    procs, _ = build("listeners", 100)
+    seconds = 15 if QUICK else 60
+    env = f"cd {ROOT} && "
+    portside_pid = launch("bench-portside", f"sh -c '{env}exec {' '.join(PORTSIDE)}'")
+    have_htop = shutil.which("htop") is not None
+    htop_pid = launch("bench-htop", "htop -d 20") if have_htop else 0
+    time.sleep(5)  # let both settle (start-up is measured separately)
+    c0 = cpu_seconds(portside_pid)
+    h0 = cpu_seconds(htop_pid) if have_htop else 0.0
+    time.sleep(seconds)
+    idle = {"seconds": seconds, "sockets": tcp_count(),
+            "portside_pct": (cpu_seconds(portside_pid) - c0) / seconds * 100}
+    if have_htop:
+        idle["htop_pct"] = (cpu_seconds(htop_pid) - h0) / seconds * 100
+    tmux("kill-session", "-t", "bench-portside")
+    tmux("kill-session", "-t", "bench-htop")
+    end_helpers(procs)
+    results["idle"] = idle
+    log(f"idle over {seconds}s at ~{idle['sockets']} sockets, 2s refresh: portside "
+        f"{idle['portside_pct']:.2f}% of a core, htop {idle.get('htop_pct', float('nan')):.2f}%")
+
+
+def memory_section(results: dict[str, Any]) -> None:
+    n = 10000 if QUICK else 50000
+    make_time_wait(n)
+    pid = launch("bench-mem", f"sh -c 'cd {ROOT} && exec {' '.join(PORTSIDE)} --interval 1'")
+    time.sleep(8)
+    peak = psutil.Process(pid).memory_info().rss
+    status = Path(f"/proc/{pid}/status").read_text()
+    m = re.search(r"VmHWM:\s+(\d+) kB", status)
+    hwm = int(m[1]) * 1024 if m else peak
+    tmux("kill-session", "-t", "bench-mem")
+    wait_time_wait_gone()
+    # Growth under churn: listeners and TIME_WAIT sockets come and go while it runs.
+    pid = launch("bench-soak", f"sh -c 'cd {ROOT} && exec {' '.join(PORTSIDE)} "
+                 f"--interval 0.5'")
+    time.sleep(5)
+    samples = []
+    end = time.monotonic() + SOAK
+    rnd = random.Random(7)
+    while time.monotonic() < end:
+        procs, _ = build("listeners", rnd.randint(10, 200))
+        make_time_wait(rnd.randint(100, 2000))
+        time.sleep(2.0)
+        end_helpers(procs)
+        samples.append(psutil.Process(pid).memory_info().rss)
+    tmux("kill-session", "-t", "bench-soak")
+    base = statistics.median(samples[: max(1, len(samples) // 5)])
+    last = statistics.median(samples[-max(1, len(samples) // 5):])
+    results["memory"] = {"tw_sockets": n, "peak_rss_mb": hwm / 2**20,
+                         "soak_seconds": SOAK, "soak_start_mb": base / 2**20,
+                         "soak_end_mb": last / 2**20, "soak_max_mb": max(samples) / 2**20}
+    log(f"memory: peak {hwm / 2**20:.0f} MB at {n} TIME_WAIT; soak {SOAK:.0f}s "
+        f"{base / 2**20:.1f} -> {last / 2**20:.1f} MB")
+    wait_time_wait_gone()
+
+
+def startup_section(results: dict[str, Any]) -> None:
+    procs, _ = build("listeners", 50)
+    times = []
+    for i in range(3 if QUICK else 7):
+        session = f"bench-start-{i}"
+        t0 = time.perf_counter()
+        launch(session, f"sh -c 'cd {ROOT} && exec {' '.join(PORTSIDE)}'")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if re.search(r"tcp4\s+127\.0\.0\.1\s+\d+\s+LISTEN", tmux("capture-pane", "-p", "-t",
+                                                                    session)):
+                break
+            time.sleep(0.01)
+        times.append((time.perf_counter() - t0) * 1000)
+        tmux("kill-session", "-t", session)
+    end_helpers(procs)
+    results["startup_ms"] = statistics.median(times)
+    log(f"start-up to the first table with data: {results['startup_ms']:.0f} ms (median)")
+
+
+# Report ------------------------------------------------------------------------------------
+
+
+def write_report(results: dict[str, Any]) -> None:
+    (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    lines = ["# portside benchmark results", "",
+             f"Measured {results['date']} on {results['machine']}; medians of {RUNS} runs, "
+             "contenders alternated in a shuffled order every round, all on loopback. "
+             "Regenerate with `make bench`.", ""]
+    lines += ["## Sampling: one full snapshot (sockets, every holder, process details)", "",
+              "`portside` is the dashboard's sampler between two refreshes (caches warm); "
+              "`portside cold` a fresh sampler (what one `portside list` does). Every "
+              "population also has 200 extra processes holding 100 open files each.", "",
+              "| population | TCP sockets | portside | portside cold | ss -tanp | ss -tan "
+              "| lsof -nP -iTCP | psutil | portside / ss -tanp |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results["sampler"]:
+        s = r["sampler"]
+        ratio = s["portside"] / s["ss -tanp"]
+        lines.append(f"| {r['population']} | {r['sockets']} | {s['portside']:.1f} ms | "
+                     f"{s['portside cold']:.1f} ms | {s['ss -tanp']:.1f} ms | "
+                     f"{s['ss -tan']:.1f} ms | {s.get('lsof -nP -iTCP', float('nan')):.1f} ms "
+                     f"| {s['psutil']:.1f} ms | **{ratio:.2f}x** |")
+    lines += ["", "## Whole processes: `portside list --json` against `ss -tanp`", "",
+              "| population | TCP sockets | portside list --json | list --all --json | "
+              "ss -tanp | ratio |", "|---|---:|---:|---:|---:|---:|"]
+    for r in results["sampler"]:
+        p = r["process"]
+        lines.append(f"| {r['population']} | {r['sockets']} | "
+                     f"{p['portside list --json']:.0f} ms | "
+                     f"{p['portside list --all --json']:.0f} ms | {p['ss -tanp']:.0f} ms | "
+                     f"**{p['portside list --json'] / p['ss -tanp']:.2f}x** |")
+    lines += ["", "## The dashboard, headless (200x50), 5% churn per tick", "",
+              "| rows | apply + repaint (wall) | CPU |", "|---:|---:|---:|"]
+    for d in results["dashboard"]:
+        lines.append(f"| {d['rows']} | {d['wall_ms']:.1f} ms | {d['cpu_ms']:.1f} ms |")
+    lat = results["latency"]
+    lines += ["", f"Key-press latency while the live sampler refreshes {lat['sockets']} real "
+              f"sockets every second: p50 **{lat['p50_ms']:.1f} ms**, p95 "
+              f"**{lat['p95_ms']:.1f} ms** ({lat['presses']} presses).", ""]
+    idle = results["idle"]
+    lines += ["## Idle cost, memory, start-up", "",
+              f"- Idle: {idle['portside_pct']:.2f}% of one core over {idle['seconds']} s "
+              f"with {idle['sockets']} sockets at the default 2 s refresh; htop at the same "
+              f"refresh in the same terminal size: {idle.get('htop_pct', float('nan')):.2f}%.",
+              f"- Memory: peak RSS {results['memory']['peak_rss_mb']:.0f} MB with "
+              f"{results['memory']['tw_sockets']} TIME_WAIT sockets; over "
+              f"{results['memory']['soak_seconds']:.0f} s of churn RSS went from "
+              f"{results['memory']['soak_start_mb']:.1f} to "
+              f"{results['memory']['soak_end_mb']:.1f} MB (max "
+              f"{results['memory']['soak_max_mb']:.1f} MB).",
+              f"- Start-up: {results['startup_ms']:.0f} ms from launch (in tmux) to the first "
+              "table with data (median).", ""]
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    chart(results)
+
+
+def chart(results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(results["sampler"], key=lambda r: r["sockets"])
+    x = [r["sockets"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    for name, style in (("portside", "o-"), ("ss -tanp", "s-"), ("psutil", "^-"),
+                        ("lsof -nP -iTCP", "x-")):
+        ys = [r["sampler"].get(name) for r in rows]
+        if all(y is not None for y in ys):
+            ax.plot(x, ys, style, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("TCP sockets on the machine")
+    ax.set_ylabel("time for one full sample (ms, median)")
+    ax.set_title("Sampling time against socket count (2 cores, loopback)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(HERE / "sampling.png")
+
+
+def main() -> int:
+    for tool in ("ss", "tmux"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is missing (make bench installs it as root)", file=sys.stderr)
+            return 1
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}",
+    }
+    try:
+        log("200 extra processes holding 100 open files each")
+        spawn_helper("fdholders", "200", "100")
+        sampler_section(results)
+        dashboard_section(results)
+        idle_section(results)
+        memory_section(results)
+        startup_section(results)
+    finally:
+        end_helpers()
+        for s in ("bench-portside", "bench-htop", "bench-mem", "bench-soak"):
+            tmux("kill-session", "-t", s)
+    write_report(results)
+    log(f"wrote {HERE / 'RESULTS.md'} and {HERE / 'sampling.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    sys.exit(main())
