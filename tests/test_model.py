@@ -77,3 +77,13 @@ def test_endpoint_and_cmdline() -> None:
     assert format_endpoint("::1", 80) == "[::1]:80"
     assert join_cmdline(("node", "my app.js", "")) == "node 'my app.js' ''"
     assert join_cmdline(None) == ""
+
+
+def test_format_age_is_coarse_after_ten_minutes() -> None:
+    from portside.fmt import format_age
+    assert format_age(None) == ""
+    assert format_age(5) == "5.0s"
+    assert format_age(185) == "3m05s"
+    assert format_age(599) == "9m59s"
+    assert format_age(600) == "10m" and format_age(659) == "10m"
+    assert format_age(3 * 3600 + 7 * 60 + 5) == "3h07m"

@@ -49,6 +49,17 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
+def format_age(seconds: float | None) -> str:
+    """An uptime: to the second for ten minutes, then coarser ("12m", "2h07m").
+
+    A coarse uptime does not change every second, so an idle dashboard need not repaint.
+    """
+    if seconds is not None and seconds >= 600:
+        return format_duration(seconds).split("m")[0] + "m" if seconds < 3600 \
+            else format_duration(seconds)
+    return format_duration(seconds)
+
+
 def format_endpoint(addr: str, port: int) -> str:
     """addr:port, with IPv6 addresses in brackets."""
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"

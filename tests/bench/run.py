@@ -229,7 +229,11 @@ def dashboard_section(results: dict[str, Any]) -> None:
     out = []
     for n in ([1000, 10000] if QUICK else [1000, 10000, 50000]):
         clock = [DEMO_MONOTONIC]
-        app = PortsideApp(DemoBackend(), clock=lambda: clock[0], live=False)
+
+        def now(c: list[float] = clock) -> float:
+            return c[0]
+
+        app = PortsideApp(DemoBackend(), clock=now, live=False)
         walls: list[float] = []
         cpus: list[float] = []
 

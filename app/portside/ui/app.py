@@ -272,10 +272,16 @@ class PortsideApp(App[int]):
             status.append("PAUSED", "bold reverse")
         else:
             status.append("● live", "bold")
-        if self.last_sample_at is not None:
+        if self.last_sample_at is not None and self.model.snapshot is not None:
             age = self.clock() - self.last_sample_at
             stale = not self.paused and age > max(3 * self.interval, self.interval + 5)
-            status.append(f" · sample {format_duration(age)} ago")
+            if stale or self.paused or age > self.interval + 1:
+                # Late: count the seconds. On time, the sample's clock time is enough (and
+                # an idle header does not have to repaint every second).
+                status.append(f" · sample {format_duration(age)} ago")
+            else:
+                status.append(" · sampled " + time.strftime(
+                    "%H:%M:%S", time.localtime(self.model.snapshot.taken_at)))
             if stale:
                 status.append(" STALE", "bold reverse")
         else:

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..fmt import format_duration, format_endpoint, safe_text
+from ..fmt import format_age, format_duration, format_endpoint, safe_text
 from ..model import TIME_WAIT, Snapshot
 from ..view import CHANGED, GONE, NEW, Row, RowKey, TableModel
 
@@ -148,7 +148,8 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor_key: RowKey | None = None
         self._layout: list[tuple[Column, int]] = []
         self._layout_for: tuple[int, bool] = (-1, False)
-        self._times: tuple[str, ...] = ()  # the visible time cells, as last painted
+        self._times: tuple[object, ...] = ()  # what the visible rows showed when painted
+        self._styles: dict[str, Style] = {}
 
     # Data -----------------------------------------------------------------------------
 
@@ -163,17 +164,18 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor_key = row.key if row else None
         self.virtual_size = Size(self.size.width, len(view) + 1)
         self._scroll_cursor_into_view()
-        self.refresh()
+        self.tick()
         self.post_message(self.Highlighted(row))
 
     def tick(self) -> None:
-        """Once a second: repaint only if a visible time (countdown, uptime) changed."""
+        """Repaint only if what the visible rows show changed (an idle dashboard is quiet)."""
         top = int(self.scroll_offset.y)
         now = self.clock()
-        times = tuple(self.cells(row, now).get("time", "")
-                      for row in self.model.view[top:top + self.size.height])
-        if times != self._times:
-            self._times = times
+        shown = (top, self.cursor, self.model.sort_column, self.model.reverse,
+                 self.size, *((row.key, row.mark, self.line_text(row, now))
+                              for row in self.model.view[top:top + self.size.height]))
+        if shown != self._times:
+            self._times = shown
             self.refresh()
 
     @property
@@ -254,10 +256,23 @@ class SocketTable(ScrollView, can_focus=True):
             self._layout_for = key
         return self._layout
 
+    def notify_style_update(self) -> None:
+        """Styles changed (a theme, say): forget the cached ones."""
+        super().notify_style_update()
+        self._styles.clear()
+
+    def _style(self, name: str) -> Style:
+        """A component class's style, cached: rendering asks for them on every line."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self.rich_style if name == "" else self.get_component_rich_style(name)
+            self._styles[name] = style
+        return style
+
     def render_line(self, y: int) -> Strip:
         """One screen line: the header, or the row at scroll offset + y - 1."""
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._style("")
         if y == 0:
             return self._header(width, base)
         index = int(self.scroll_offset.y) + y - 1
@@ -266,18 +281,19 @@ class SocketTable(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         style = base + self._row_style(row)
         if index == self.cursor and self.model.view:
-            style += self.get_component_rich_style("socket-table--cursor")
-        cells = self.cells(row, self.clock())
-        segments: list[Segment] = []
-        for i, (col, w) in enumerate(self._columns()):
-            if i:
-                segments.append(Segment(" ", style))
-            segments.append(Segment(fit(cells.get(col.id, ""), w, col.right), style))
-        return Strip(segments).adjust_cell_length(width, style)
+            style += self._style("socket-table--cursor")
+        # A row has one style: one segment for the whole line keeps painting cheap.
+        return Strip([Segment(self.line_text(row, self.clock()), style)]).adjust_cell_length(
+            width, style)
+
+    def line_text(self, row: Row, now: float) -> str:
+        """A row as the text of one screen line, every column fitted to its width."""
+        cells = self.cells(row, now)
+        return " ".join(fit(cells.get(col.id, ""), w, col.right) for col, w in self._columns())
 
     def _header(self, width: int, base: Style) -> Strip:
-        style = base + self.get_component_rich_style("socket-table--header")
-        sorted_style = style + self.get_component_rich_style("socket-table--sorted")
+        style = base + self._style("socket-table--header")
+        sorted_style = style + self._style("socket-table--sorted")
         segments: list[Segment] = []
         for i, (col, w) in enumerate(self._columns()):
             if i:
@@ -291,7 +307,7 @@ class SocketTable(ScrollView, can_focus=True):
         return Strip(segments).adjust_cell_length(width, style)
 
     def _row_style(self, row: Row) -> Style:
-        get = self.get_component_rich_style
+        get = self._style
         sock = row.sock
         style = Style()
         if sock.state == TIME_WAIT:
@@ -345,8 +361,8 @@ class SocketTable(ScrollView, can_focus=True):
         cells["process"] = safe_text(proc.name) if proc else "?"
         cells["user"] = safe_text(sock.user or "")
         if proc is not None and snap is not None and left is None:
-            cells["time"] = format_duration(snap.taken_at + (now - snap.monotonic)
-                                            - proc.create_time)
+            cells["time"] = format_age(snap.taken_at + (now - snap.monotonic)
+                                       - proc.create_time)
         if sock.is_listening and snap is not None:
             conns = snap.connections.get(sock.lport, 0) if sock.proto == "tcp" else 0
             cells["conns"] = str(conns) if conns else ""
