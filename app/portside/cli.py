@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any, NoReturn, TextIO
 
 from . import __version__, model
@@ -239,14 +240,22 @@ def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     query = parse(args.query, me=current_user())
     snap = Sampler(all_states=args.all).sample()
-    socks = _sorted(query.filter(snap))
+    socks = query.filter(snap)
     if args.json:
-        # One object per line; json.dump(indent=...) is pure Python and takes seconds at
-        # 30k sockets.
-        out.write("[" + ",\n".join(socket_json_text(s, snap) for s in socks) + "]\n")
+        # One object per line, in port order (a cheap sort), out in one write: at 50k
+        # sockets json.dump(indent=...) alone would take seconds.
+        socks.sort(key=itemgetter(3))
+        text = "[" + ",\n".join(socket_json_text(s, snap) for s in socks) + "]\n"
+        out.flush()
+        buffer = getattr(out, "buffer", None)
+        if buffer is not None:
+            buffer.write(text.encode("utf-8"))
+            buffer.flush()
+        else:
+            out.write(text)
     elif socks:
         rows = [["PROTO", "LOCAL", "REMOTE", "STATE", "PID", "PROCESS", "USER", "TIME"]]
-        for s in socks:
+        for s in _sorted(socks):
             proc = snap.process(s.pid)
             pid = "" if s.pid is None else str(s.pid)
             if len(s.pids) > 1:

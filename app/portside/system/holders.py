@@ -20,18 +20,27 @@ def _proc_pids(root: str) -> set[int]:
     return {int(n) for n in names if n.isdigit()}
 
 
-def scan_pid(root: str, pid: int) -> set[int] | None:
-    """The socket inodes a process holds; None when its fds cannot be read."""
+def scan_fds(root: str, pid: int, known: dict[str, int] | None = None
+             ) -> dict[str, int] | None:
+    """fd name -> socket inode for a process; None when its fds cannot be read.
+
+    With `known` (the last answer), only new fd numbers are read: a holder with thousands
+    of connections costs one listdir per sample. A reused fd number holding a new socket
+    brings an inode nobody is known to hold, and that makes the index read everything.
+    """
     fd_dir = f"{root}/{pid}/fd"
     try:
-        fds = os.listdir(fd_dir)
+        names = os.listdir(fd_dir)
     except PermissionError:
         return None
     except OSError:
-        return set()  # exited, or a kernel thread: holds nothing we can see
-    inodes: set[int] = set()
+        return {}  # exited, or a kernel thread: holds nothing we can see
+    out: dict[str, int] = {}
     readlink = os.readlink
-    for fd in fds:
+    for fd in names:
+        if known is not None and fd in known:
+            out[fd] = known[fd]
+            continue
         try:
             target = readlink(f"{fd_dir}/{fd}")
         except PermissionError:
@@ -39,8 +48,14 @@ def scan_pid(root: str, pid: int) -> set[int] | None:
         except OSError:
             continue  # closed meanwhile
         if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return inodes
+            out[fd] = int(target[8:-1])
+    return out
+
+
+def scan_pid(root: str, pid: int) -> set[int] | None:
+    """The socket inodes a process holds; None when its fds cannot be read."""
+    fds = scan_fds(root, pid)
+    return None if fds is None else set(fds.values())
 
 
 class HolderIndex:
@@ -49,6 +64,7 @@ class HolderIndex:
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
         self._inodes: dict[int, set[int]] = {}  # pid -> socket inodes
+        self._fds: dict[int, dict[str, int]] = {}  # pid -> fd name -> socket inode
         self._owners: dict[int, list[int]] = {}  # inode -> pids
         self._denied: set[int] = set()  # pids whose fds we may not read
         self._unresolved: set[int] = set()  # inodes not found by the last full scan
@@ -59,17 +75,20 @@ class HolderIndex:
         """PIDs whose open files could not be read (permission)."""
         return frozenset(self._denied)
 
-    def _scan(self, pid: int) -> None:
-        inodes = scan_pid(self.root, pid)
-        if inodes is None:
+    def _scan(self, pid: int, incremental: bool = False) -> None:
+        fds = scan_fds(self.root, pid, self._fds.get(pid) if incremental else None)
+        if fds is None:
             self._denied.add(pid)
             self._inodes[pid] = set()
+            self._fds.pop(pid, None)
         else:
             self._denied.discard(pid)
-            self._inodes[pid] = inodes
+            self._inodes[pid] = set(fds.values())
+            self._fds[pid] = fds
 
     def _forget(self, pid: int) -> None:
         self._inodes.pop(pid, None)
+        self._fds.pop(pid, None)
         self._denied.discard(pid)
 
     def _rebuild_owners(self) -> None:
@@ -92,8 +111,10 @@ class HolderIndex:
             # New processes are read (a fork inherits sockets; a new server opens one), and
             # holders are re-read so that a parent that closed its copy stops being listed.
             holders = {p for ino in wanted_set for p in self._owners.get(ino, ())}
-            for pid in (now - known) | (holders & now):
+            for pid in now - known:
                 self._scan(pid)
+            for pid in holders & now - (now - known):
+                self._scan(pid, incremental=True)
             self._rebuild_owners()
         unknown = wanted_set.difference(self._owners, self._unresolved)
         if unknown or not known:
