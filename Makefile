@@ -43,6 +43,8 @@ bench: $(STAMP) ## measure against ss, lsof, psutil, htop; writes tests/bench/RE
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iproute2 lsof htop tmux >/dev/null; \
 	  else echo "bench needs:$$missing (install them, or run make bench as root)" >&2; exit 1; fi; fi
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	@# Measure what an installed copy runs: compiled modules, even where PYTHONDONTWRITEBYTECODE is set.
+	$(BIN)/python -m compileall -q app >/dev/null
 	$(BIN)/python tests/bench/run.py
 
 clean: ## remove the virtualenv and caches

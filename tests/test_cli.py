@@ -262,9 +262,12 @@ def test_wait_free_and_listening(spawn: Spawner) -> None:
 
 
 def test_json_fast_path_matches_the_json_module() -> None:
-    from portside.cli import socket_json, socket_json_text
+    from portside.cli import json_lines, socket_json, socket_json_text
     from portside.demo import demo_snapshot
 
     snap = demo_snapshot(all_states=True)
     for sock in snap.sockets:
         assert json.loads(socket_json_text(sock, snap)) == socket_json(sock, snap)
+    socks = list(snap.sockets)
+    assert json.loads(json_lines(socks, snap)) == [socket_json(s, snap) for s in socks]
+    assert json.loads(json_lines([], snap)) == []
