@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .model import Diagnosis, SignalResult, Snapshot, Target
+from .model import TIME_WAIT, Diagnosis, SignalResult, Snapshot, Socket, Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,16 @@ class Backend(Protocol):
 
     def diagnose(self, port: int) -> Diagnosis:
         """The EADDRINUSE diagnosis for a port (probes bind() for real)."""
+
+
+def socket_refusal(sock: Socket, is_root: bool = False) -> str | None:
+    """Why no process behind this socket can be acted on, or None."""
+    if sock.state == TIME_WAIT:
+        return "a TIME_WAIT socket belongs to no process: it goes by itself (see its time left)"
+    if not sock.pids:
+        return ("its owner is unknown: its process's files cannot be read" if is_root
+                else "its owner is unknown: run portside with sudo to see it")
+    return None
 
 
 def refusal(pid: int | None, identity: Identity) -> str | None:

@@ -74,11 +74,6 @@ class Socket(NamedTuple):
         """True for a TCP listener or a bound UDP socket: what holds a port."""
         return self.state == LISTEN or self.proto == "udp"
 
-    @property
-    def owner_known(self) -> bool:
-        """True when at least one holding process is known."""
-        return bool(self.pids)
-
 
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:

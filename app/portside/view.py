@@ -45,9 +45,11 @@ class Row:
 
     def time_left(self, now: float) -> float | None:
         """Seconds left for a TIME_WAIT row at `now` (the last one, for a fold)."""
-        if self.sock.time_left is None:
-            return None
-        return max(0.0, self.sock.time_left - (now - self.snap_mono))
+        return self.countdown(self.sock.time_left, now)
+
+    def countdown(self, at_sample: float | None, now: float) -> float | None:
+        """A time left as of this row's sample, counted down to `now` (never negative)."""
+        return None if at_sample is None else max(0.0, at_sample - (now - self.snap_mono))
 
 
 def row_keys(snap: Snapshot) -> list[RowKey]:

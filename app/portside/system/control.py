@@ -11,13 +11,13 @@ from typing import Any
 
 import psutil
 
+from ..backend import socket_refusal as socket_refusal
 from ..model import (
     DENIED,
     GONE,
     GONE_MESSAGE,
     REFUSED,
     SENT,
-    TIME_WAIT,
     SignalResult,
     Snapshot,
     Socket,
@@ -75,15 +75,6 @@ def refusal(pid: int, ps: Any = psutil) -> str | None:
         return f"PID {pid} is one of portside's parents (your shell or terminal)"
     if _is_kernel_thread(pid):
         return f"PID {pid} is a kernel thread"
-    return None
-
-
-def socket_refusal(sock: Socket) -> str | None:
-    """Why the owner of this socket cannot be acted on, or None."""
-    if sock.state == TIME_WAIT:
-        return "a TIME_WAIT socket belongs to no process: wait for it to expire"
-    if not sock.pids:
-        return "the owner of this socket is unknown (run with sudo to see it)"
     return None
 
 

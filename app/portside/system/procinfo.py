@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 from collections.abc import Iterable
@@ -112,11 +113,7 @@ class ProcessCache:
                 cpu = proc.cpu_percent(None)
         except _ERRORS:
             return base
-        return ProcessInfo(
-            pid=base.pid, ppid=base.ppid, name=base.name, create_time=base.create_time,
-            username=base.username, exe=base.exe, cmdline=base.cmdline, cwd=base.cwd,
-            status=status, rss=rss, cpu_percent=cpu, unit=base.unit,
-        )
+        return dataclasses.replace(base, status=status, rss=rss, cpu_percent=cpu)
 
 
 def cgroup_unit(pid: int, root: str = "/proc") -> str | None:

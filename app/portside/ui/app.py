@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from ..backend import Backend, refusal
+from ..backend import Backend, refusal, socket_refusal
 from ..fmt import format_duration, format_endpoint, join_cmdline, safe_text
 from ..model import TIME_WAIT, Diagnosis, Snapshot, Target
 from ..query import SORT_COLUMNS, Query, QueryError, parse
@@ -451,16 +451,15 @@ class PortsideApp(App[int]):
             return "no row is highlighted"
         sock = row.sock
         if action in ("terminate", "kill", "free"):
+            why = socket_refusal(sock, snap.gaps.is_root)
             if sock.state == TIME_WAIT:
-                return ("a TIME_WAIT socket belongs to no process: it goes by itself "
-                        "(see its time left)")
+                return why
             if row.mark == "gone":
                 return "this socket is gone"
             if action == "free" and not sock.is_listening:
                 return "only a listening socket's port can be freed"
-            if not sock.pids:
-                return ("its owner is unknown: run portside with sudo to see it"
-                        if not snap.gaps.is_root else "its owner cannot be read")
+            if why:
+                return why
             pids = sock.pids if action == "free" else (sock.pid,)
             for pid in pids:
                 why = refusal(pid, self.backend.identity)
@@ -556,7 +555,7 @@ class PortsideApp(App[int]):
     def action_copy_pid(self) -> None:
         """Copy the PID (OSC 52)."""
         row = self._row()
-        if row is None or row.sock.pid is None:
+        if row is None or self.unavailable("copy_pid"):
             self._explain("copy_pid")
             return
         self.copy_to_clipboard(str(row.sock.pid))
@@ -567,7 +566,7 @@ class PortsideApp(App[int]):
         row = self._row()
         snap = self.model.snapshot
         proc = snap.process(row.sock.pid) if row and snap else None
-        if proc is None or not proc.cmdline:
+        if proc is None or proc.cmdline is None or self.unavailable("copy_cmdline"):
             self._explain("copy_cmdline")
             return
         self.copy_to_clipboard(join_cmdline(proc.cmdline))

@@ -112,8 +112,6 @@ class SocketTable(ScrollView, can_focus=True):
         "socket-table--changed",
         "socket-table--unknown",
         "socket-table--timewait",
-        "socket-table--listen",
-        "socket-table--muted",
     }
 
     BINDINGS = [
@@ -150,6 +148,8 @@ class SocketTable(ScrollView, can_focus=True):
         self._layout_for: tuple[int, bool] = (-1, False)
         self._times: tuple[object, ...] = ()  # what the visible rows showed when painted
         self._styles: dict[str, Style] = {}
+        self._texts: dict[int, str] = {}  # id(row) -> its line, as the last tick made it
+        self._texts_layout: tuple[int, bool] = (-1, False)
 
     # Data -----------------------------------------------------------------------------
 
@@ -171,9 +171,12 @@ class SocketTable(ScrollView, can_focus=True):
         """Repaint only if what the visible rows show changed (an idle dashboard is quiet)."""
         top = int(self.scroll_offset.y)
         now = self.clock()
-        shown = (top, self.cursor, self.model.sort_column, self.model.reverse,
-                 self.size, *((row.key, row.mark, self.line_text(row, now))
-                              for row in self.model.view[top:top + self.size.height]))
+        rows = self.model.view[top:top + self.size.height]
+        # The texts are kept for render_line: the repaint that follows does not redo them.
+        self._texts = {id(row): self.line_text(row, now) for row in rows}
+        self._texts_layout = self._layout_for
+        shown = (top, self.cursor, self.model.sort_column, self.model.reverse, self.size,
+                 *((row.key, row.mark, self._texts[id(row)]) for row in rows))
         if shown != self._times:
             self._times = shown
             self.refresh()
@@ -283,8 +286,10 @@ class SocketTable(ScrollView, can_focus=True):
         if index == self.cursor and self.model.view:
             style += self._style("socket-table--cursor")
         # A row has one style: one segment for the whole line keeps painting cheap.
-        return Strip([Segment(self.line_text(row, self.clock()), style)]).adjust_cell_length(
-            width, style)
+        text = self._texts.get(id(row)) if self._texts_layout == self._layout_for else None
+        if text is None:
+            text = self.line_text(row, self.clock())
+        return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 
     def line_text(self, row: Row, now: float) -> str:
         """A row as the text of one screen line, every column fitted to its width."""
@@ -335,7 +340,7 @@ class SocketTable(ScrollView, can_focus=True):
             _, _, side, port = row.key
             cells["address"] = f"×{row.count} sockets"
             cells["port"] = str(port) if side == "local" else f"→{port}"
-            cells["process"] = (f"first in {format_duration(_left(row.soonest, row, now))}"
+            cells["process"] = (f"first in {format_duration(row.countdown(row.soonest, now))}"
                                 if row.soonest is not None else "")
         else:
             cells["address"] = sock.laddr
@@ -370,6 +375,3 @@ class SocketTable(ScrollView, can_focus=True):
             cells["tw"] = str(tw) if tw else ""
         return cells
 
-
-def _left(at_snap: float | None, row: Row, now: float) -> float:
-    return max(0.0, (at_snap or 0.0) - (now - row.snap_mono))
