@@ -30,6 +30,8 @@ import psutil
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PORTSIDE = [sys.executable, "-m", "portside"]
+# In tmux: this checkout's code, whatever the tmux server's environment holds.
+IN_TMUX = f"sh -c 'cd {ROOT} && exec env PYTHONPATH={ROOT}/app {' '.join(PORTSIDE)}"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 RUNS = int(os.environ.get("BENCH_RUNS", "3" if QUICK else "7"))
 SOAK = float(os.environ.get("BENCH_SOAK", "30" if QUICK else "240"))
@@ -362,8 +364,7 @@ def launch(session: str, cmd: str, size: tuple[int, int] = (120, 40)) -> int:
 def idle_section(results: dict[str, Any]) -> None:
     procs, _ = build("listeners", 100)
     seconds = 15 if QUICK else 60
-    env = f"cd {ROOT} && "
-    portside_pid = launch("bench-portside", f"sh -c '{env}exec {' '.join(PORTSIDE)}'")
+    portside_pid = launch("bench-portside", f"{IN_TMUX}'")
     have_htop = shutil.which("htop") is not None
     htop_pid = launch("bench-htop", "htop -d 20") if have_htop else 0
     time.sleep(5)  # let both settle (start-up is measured separately)
@@ -385,7 +386,7 @@ def idle_section(results: dict[str, Any]) -> None:
 def memory_section(results: dict[str, Any]) -> None:
     n = 10000 if QUICK else 50000
     make_time_wait(n)
-    pid = launch("bench-mem", f"sh -c 'cd {ROOT} && exec {' '.join(PORTSIDE)} --interval 1'")
+    pid = launch("bench-mem", f"{IN_TMUX} --interval 1'")
     time.sleep(8)
     peak = psutil.Process(pid).memory_info().rss
     status = Path(f"/proc/{pid}/status").read_text()
@@ -393,12 +394,17 @@ def memory_section(results: dict[str, Any]) -> None:
     hwm = int(m[1]) * 1024 if m else peak
     tmux("kill-session", "-t", "bench-mem")
     wait_time_wait_gone()
-    # Growth under churn: listeners and TIME_WAIT sockets come and go while it runs.
-    pid = launch("bench-soak", f"sh -c 'cd {ROOT} && exec {' '.join(PORTSIDE)} "
-                 f"--interval 0.5'")
+    results["memory"] = {"tw_sockets": n, "peak_rss_mb": hwm / 2**20, **soak(SOAK)}
+    log(f"memory: peak {hwm / 2**20:.0f} MB at {n} TIME_WAIT; soak {SOAK:.0f}s "
+        f"{results['memory']['soak_start_mb']:.1f} -> {results['memory']['soak_end_mb']:.1f} MB")
+
+
+def soak(seconds: float) -> dict[str, Any]:
+    """RSS of a live dashboard (0.5 s refresh) while listeners and TIME_WAIT churn."""
+    pid = launch("bench-soak", f"{IN_TMUX} --interval 0.5'")
     time.sleep(5)
     samples = []
-    end = time.monotonic() + SOAK
+    end = time.monotonic() + seconds
     rnd = random.Random(7)
     started = time.monotonic()
     while time.monotonic() < end + WARMUP:
@@ -407,17 +413,34 @@ def memory_section(results: dict[str, Any]) -> None:
         time.sleep(2.0)
         end_helpers(procs)
         if time.monotonic() - started >= WARMUP:
-            samples.append(psutil.Process(pid).memory_info().rss)
+            samples.append((time.monotonic() - started, psutil.Process(pid).memory_info().rss))
     tmux("kill-session", "-t", "bench-soak")
-    # After the warm-up the population is steady: what the RSS does now is growth.
-    base = statistics.median(samples[: max(1, len(samples) // 5)])
-    last = statistics.median(samples[-max(1, len(samples) // 5):])
-    results["memory"] = {"tw_sockets": n, "peak_rss_mb": hwm / 2**20,
-                         "soak_seconds": SOAK, "soak_warmup": WARMUP, "soak_start_mb": base / 2**20,
-                         "soak_end_mb": last / 2**20, "soak_max_mb": max(samples) / 2**20}
-    log(f"memory: peak {hwm / 2**20:.0f} MB at {n} TIME_WAIT; soak {SOAK:.0f}s "
-        f"{base / 2**20:.1f} -> {last / 2**20:.1f} MB")
     wait_time_wait_gone()
+    # After the warm-up the population is steady: what the RSS does now is growth.
+    rss = [r for _, r in samples]
+    base = statistics.median(rss[: max(1, len(rss) // 5)])
+    last = statistics.median(rss[-max(1, len(rss) // 5):])
+    return {"soak_seconds": seconds, "soak_warmup": WARMUP, "soak_start_mb": base / 2**20,
+            "soak_end_mb": last / 2**20, "soak_max_mb": max(rss) / 2**20,
+            "soak_trace": [(round(t), round(r / 2**20, 1))
+                           for t, r in [*samples[::max(1, len(samples) // 12)], samples[-1]]]}
+
+
+def soak_only(seconds: float) -> int:
+    """`run.py --soak SECONDS`: the long memory run alone, into soak.json (read by the report)."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    try:
+        res = soak(seconds)
+    finally:
+        end_helpers()
+        tmux("kill-session", "-t", "bench-soak")
+    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    res["commit"] = commit
+    (HERE / "soak.json").write_text(json.dumps(res, indent=1) + "\n")
+    log(f"soak {seconds:.0f}s: {res['soak_start_mb']:.1f} -> {res['soak_end_mb']:.1f} MB "
+        f"(max {res['soak_max_mb']:.1f} MB)")
+    return 0
 
 
 def startup_section(results: dict[str, Any]) -> None:
@@ -426,7 +449,7 @@ def startup_section(results: dict[str, Any]) -> None:
     for i in range(3 if QUICK else 7):
         session = f"bench-start-{i}"
         t0 = time.perf_counter()
-        launch(session, f"sh -c 'cd {ROOT} && exec {' '.join(PORTSIDE)}'")
+        launch(session, f"{IN_TMUX}'")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if re.search(r"tcp4\s+127\.0\.0\.1\s+\d+\s+LISTEN", tmux("capture-pane", "-p", "-t",
@@ -495,6 +518,15 @@ def write_report(results: dict[str, Any]) -> None:
               f"{results['memory']['soak_max_mb']:.1f} MB).",
               f"- Start-up: {results['startup_ms']:.0f} ms from launch (in tmux) to the first "
               "table with data (median).", ""]
+    long_soak = HERE / "soak.json"
+    if long_soak.exists():  # `run.py --soak 3600`, run by itself (it takes an hour)
+        s = json.loads(long_soak.read_text())
+        lines += [f"Long soak ({s['date']}, commit {s['commit']}, `python tests/bench/run.py "
+                  f"--soak {s['soak_seconds']:.0f}`): {s['soak_seconds'] / 60:.0f} minutes of "
+                  f"churn at a 0.5 s refresh after {s['soak_warmup']:.0f} s of warm-up; RSS "
+                  f"{s['soak_start_mb']:.1f} MB at the start, {s['soak_end_mb']:.1f} MB at the "
+                  f"end, at most {s['soak_max_mb']:.1f} MB. RSS over time (s, MB): "
+                  + ", ".join(f"{t} {m}" for t, m in s["soak_trace"]) + ".", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     chart(results)
 
@@ -553,6 +585,8 @@ def main() -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if sys.argv[1:2] == ["--soak"] and len(sys.argv) == 3:
+        sys.exit(soak_only(float(sys.argv[2])))
     if sys.argv[1:] == ["--dashboard"]:
         print(json.dumps(dashboard_measurements()))
         sys.exit(0)
