@@ -262,12 +262,16 @@ def test_wait_free_and_listening(spawn: Spawner) -> None:
 
 
 def test_json_fast_path_matches_the_json_module() -> None:
-    from portside.cli import json_lines, socket_json, socket_json_text
+    from portside.cli import json_lines, socket_json
     from portside.demo import demo_snapshot
 
     snap = demo_snapshot(all_states=True)
     for sock in snap.sockets:
-        assert json.loads(socket_json_text(sock, snap)) == socket_json(sock, snap)
+        assert json.loads(json_lines([sock], snap)) == [socket_json(sock, snap)]
+    # Every TIME_WAIT row takes the formatted path; its time_left prints as round(x, 3).
+    odd = [s._replace(time_left=t) for s in snap.sockets if s.state == "TIME_WAIT"
+           for t in (0.0, 0.0005, 0.0015, 59.9995, 12.3456789, 60.0)]
+    assert odd and json.loads(json_lines(odd, snap)) == [socket_json(s, snap) for s in odd]
     socks = list(snap.sockets)
     assert json.loads(json_lines(socks, snap)) == [socket_json(s, snap) for s in socks]
     assert json.loads(json_lines([], snap)) == []

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import Spawner, make_time_wait, wait_for
 from portside.model import Socket
-from portside.system import kernel
-from portside.system.holders import HolderIndex, scan_holders
+from portside.system import holders, kernel
+from portside.system.holders import FdScan, HolderIndex, scan_holders
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -84,6 +84,39 @@ def test_holders_include_a_forked_child_and_follow_a_parent_closing(spawn: Spawn
     # Nothing new: the next update must not read every process again.
     index.update(inode.values())
     assert index.full_scans == scans
+
+
+def test_forked_fd_scan_agrees_with_reading_in_process(spawn: Spawner,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    held = spawn("--fork")
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen(1)
+        pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+        inline = FdScan("/proc", pids, workers=0).result()
+        forked = FdScan("/proc", pids, workers=2)
+        assert len(forked._jobs) == 2  # two children really ran
+        result = forked.result()
+        ino = os.fstat(mine.fileno()).st_ino
+        assert ino in result[os.getpid()].values()  # type: ignore[union-attr]
+        for pid in held.pids:
+            assert result[pid] == inline[pid] and result[pid]
+        # Processes may come and go between the two scans; the ones that stay agree.
+        same = [p for p in pids if result.get(p) == inline.get(p)]
+        assert len(same) >= len(pids) - 5
+        # The index's first full scan, started before the sockets are read.
+        index = HolderIndex()
+        index.prepare()
+        assert index._prepared is not None
+        assert index.update([ino])[ino] == [os.getpid()] and index.full_scans == 1
+        assert index._prepared is None
+        # A child that fails is made up for: its processes are read in the parent.
+        monkeypatch.setattr(holders, "_encode", lambda root, pids: 1 / 0)
+        broken = FdScan("/proc", pids, workers=2)
+        assert len(broken._jobs) == 2
+        again = broken.result()
+        assert ino in again[os.getpid()].values()
+        assert all(again[p] == inline[p] for p in held.pids)
 
 
 def test_holder_index_rescans_when_a_new_socket_appears(spawn: Spawner) -> None:

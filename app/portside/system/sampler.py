@@ -118,6 +118,7 @@ class Sampler:
     def _sample_linux(
         self, notes: list[str], counts: dict[int, int]
     ) -> tuple[list[Socket], dict[int, ProcessInfo], int]:
+        self._holders.prepare()  # the first sample's fd scan runs while the kernel is read
         socks = self._keep(self._read_kernel(notes), counts)
         # TIME_WAIT sockets (most of them, on a busy machine) have no inode and no owner:
         # they pass through untouched.
