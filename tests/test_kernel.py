@@ -111,7 +111,7 @@ def test_forked_fd_scan_agrees_with_reading_in_process(spawn: Spawner,
         assert index.update([ino])[ino] == [os.getpid()] and index.full_scans == 1
         assert index._prepared is None
         # A child that fails is made up for: its processes are read in the parent.
-        monkeypatch.setattr(holders, "_encode", lambda root, pids: 1 / 0)
+        monkeypatch.setattr(holders, "_encode", lambda fds: 1 / 0)
         broken = FdScan("/proc", pids, workers=2)
         assert len(broken._jobs) == 2
         again = broken.result()
@@ -158,3 +158,26 @@ def test_holder_index_forgets_a_holder_that_exits(spawn: Spawner) -> None:
 def test_proc_net_reader_reports_missing_tables(tmp_path: object) -> None:
     with pytest.raises(kernel.KernelUnavailable):
         kernel.read_proc_net(kernel.state_mask(False), root=str(tmp_path))
+
+
+def test_the_end_of_a_dump_is_found_alone_or_after_sockets() -> None:
+    import struct
+
+    def sock_msg(port: int) -> bytes:
+        src = bytes([127, 0, 0, 1]) + bytes(12)
+        return kernel._FULL.pack(kernel._FULL.size, kernel.SOCK_DIAG_BY_FAMILY,
+                                 socket.AF_INET, 10, socket.htons(port), 0, src, bytes(16),
+                                 0, 0, 1234)
+
+    done = struct.pack("=IHHIIi", 20, kernel.NLMSG_DONE, 2, 1, 0, 0)
+    out: list[Socket] = []
+    assert kernel._parse_chunk(sock_msg(8080), "tcp", out) is False
+    assert kernel._parse_chunk(done, "tcp", out) is True  # the end in its own datagram
+    assert kernel._parse_chunk(sock_msg(8081) + sock_msg(8082) + done, "tcp", out) is True
+    assert [(s.lport, s.state, s.inode) for s in out] == [
+        (8080, "LISTEN", 1234), (8081, "LISTEN", 1234), (8082, "LISTEN", 1234)]
+    ack = struct.pack("=IHHIIi", 36, kernel.NLMSG_ERROR, 0, 1, 0, 0) + bytes(16)
+    assert kernel._parse_chunk(ack + sock_msg(1) + done, "tcp", out) is True  # err 0: an ack
+    error = struct.pack("=IHHIIi", 36, kernel.NLMSG_ERROR, 0, 1, 0, -1) + bytes(16)
+    with pytest.raises(kernel.KernelUnavailable, match="not permitted"):
+        kernel._parse_chunk(error, "tcp", out)

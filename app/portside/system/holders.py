@@ -9,6 +9,7 @@ process's socket inodes and rescans everything only when an unknown inode appear
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from collections.abc import Iterable
 
@@ -63,50 +64,68 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None
     return out
 
 
-def _encode(root: str, pids: list[int]) -> bytes:
-    lines = []
-    for pid in pids:
-        fds = scan_fds(root, pid)
-        lines.append(f"{pid} -" if fds is None
-                     else " ".join([str(pid), *(f"{fd}:{ino}" for fd, ino in fds.items())]))
-    return "\n".join(lines).encode()
+_PID = struct.Struct("=i")  # one queued pid: reads of this size from a pipe are atomic
+
+
+def _take(queue: int) -> int | None:
+    """The next pid from the shared queue, None once it is empty."""
+    data = os.read(queue, _PID.size)
+    return _PID.unpack(data)[0] if len(data) == _PID.size else None
+
+
+def _encode(fds: FdMap | None) -> str:
+    return "-" if fds is None else " ".join(f"{fd}:{ino}" for fd, ino in fds.items())
 
 
 def _decode(data: bytes) -> dict[int, FdMap | None]:
     out: dict[int, FdMap | None] = {}
     for line in data.decode().splitlines():
-        pid, *fds = line.split(" ")
-        if fds == ["-"]:
+        pid, _, rest = line.partition(" ")
+        if rest == "-":
             out[int(pid)] = None
         else:
-            out[int(pid)] = {fd: int(ino) for fd, _, ino in (f.partition(":") for f in fds)}
+            out[int(pid)] = {fd: int(ino) for fd, _, ino in
+                             (f.partition(":") for f in rest.split(" ") if f)}
     return out
 
 
 class FdScan:
-    """A full fd scan running in forked children while the caller reads the sockets.
+    """A full fd scan that starts in forked children while the caller reads the sockets.
 
-    Reading every process's fds is system-call bound, so on two cores two children
-    finish it in about half the time. Only a single-threaded process forks (a fork
-    copies one thread, and any lock another thread holds stays locked in the child);
-    otherwise, or with workers=0, the scan happens in `result()`.
+    Reading every process's fds is system-call bound. The pids wait in a pipe; children
+    take them one at a time, and in `result()` the caller takes what is left, so the work
+    balances itself: on a busy machine the children do it all while the caller parses
+    sockets, on a quiet one the caller joins in. Only a single-threaded process forks
+    (a fork copies one thread, and a lock another thread holds stays locked in the
+    child); otherwise, or with workers=0, all of it happens in `result()`.
     """
 
     def __init__(self, root: str, pids: list[int], workers: int | None = None) -> None:
         self.root, self.pids = root, pids
         if workers is None:
-            workers = min(4, os.cpu_count() or 1)
-            if workers < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
+            workers = min(3, (os.cpu_count() or 1) - 1)  # the caller is one more
+            if threading.active_count() > 1 or not hasattr(os, "fork"):
                 workers = 0
-        self._jobs: list[tuple[int, int]] = []  # (child pid, read end of its pipe)
-        for k in range(workers if len(pids) >= 2 * workers else 0):
+        self._jobs: list[tuple[int, int]] = []  # (child pid, read end of its output)
+        self._queue = -1
+        if workers <= 0 or not pids:
+            return
+        self._queue, feed = os.pipe()
+        try:
+            os.write(feed, b"".join(_PID.pack(p) for p in pids))  # < 64 KiB: never blocks
+        finally:
+            os.close(feed)  # closed before forking: the queue ends once it is empty
+        for _ in range(workers):
             read_end, write_end = os.pipe()
             child = os.fork()
             if child == 0:  # pragma: no cover - the child leaves through os._exit
                 code = 1
                 try:
                     os.close(read_end)
-                    data = memoryview(_encode(root, pids[k::workers]))
+                    lines = []
+                    while (pid := _take(self._queue)) is not None:
+                        lines.append(f"{pid} {_encode(scan_fds(root, pid))}")
+                    data = memoryview("\n".join(lines).encode())
                     while data:
                         data = data[os.write(write_end, data):]
                     code = 0
@@ -118,13 +137,18 @@ class FdScan:
     def result(self) -> dict[int, FdMap | None]:
         """pid -> its socket fds (None: not readable), for every pid given."""
         found: dict[int, FdMap | None] = {}
+        if self._queue >= 0:
+            while (pid := _take(self._queue)) is not None:
+                found[pid] = scan_fds(self.root, pid)
+            os.close(self._queue)
+            self._queue = -1
         for child, read_end in self._jobs:
             chunks = []
             with os.fdopen(read_end, "rb") as pipe:
                 while chunk := pipe.read(1 << 16):
                     chunks.append(chunk)
             _, status = os.waitpid(child, 0)
-            if status == 0:  # a child that failed is made up for below
+            if status == 0:  # what a failed child took is read below
                 found.update(_decode(b"".join(chunks)))
         self._jobs = []
         for pid in self.pids:

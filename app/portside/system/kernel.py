@@ -62,6 +62,7 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 
 _NLMSGHDR = struct.Struct("=IHHII")
+_NLMSGHDR_START = struct.Struct("=IH")  # length and type
 # inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid (zeros).
 _REQ = struct.Struct("=BBBxI48x")
 # inet_diag_msg: family, state, timer, retrans; sockid: sport, dport (big endian),
@@ -70,34 +71,22 @@ _REQ = struct.Struct("=BBBxI48x")
 _FULL = struct.Struct("=IH10xBB2xHH16s16s4x8xI8xII")
 
 
-def _dump(sock: socket.socket, family: int, proto: int, states: int, seq: int) -> list[bytes]:
+def _request(sock: socket.socket, family: int, proto: int, states: int, seq: int) -> None:
     req = _REQ.pack(family, proto, 0, states)
     hdr = _NLMSGHDR.pack(_NLMSGHDR.size + len(req), SOCK_DIAG_BY_FAMILY,
                          NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
     sock.send(hdr + req)
-    chunks: list[bytes] = []
-    while True:
-        data = sock.recv(1 << 20)
-        if not data:
-            raise KernelUnavailable("sock_diag: empty reply")
-        chunks.append(data)
-        # Only the last message of a datagram can be DONE; check the types cheaply.
-        offset = 0
-        done = False
-        while offset + 16 <= len(data):
-            length, mtype = struct.unpack_from("=IH", data, offset)
-            if mtype == NLMSG_DONE:
-                done = True
-                break
-            if mtype == NLMSG_ERROR:
-                (err,) = struct.unpack_from("=i", data, offset + 16)
-                if err:
-                    raise KernelUnavailable(-err, f"sock_diag: {os.strerror(-err)}")
-            if length < 16:
-                break
-            offset += (length + 3) & ~3
-        if done:
-            return chunks
+
+
+def _control(data: bytes, offset: int, mtype: int) -> bool:
+    """A message that is not a socket: True for the dump's end; raises for an error."""
+    if mtype == NLMSG_DONE:
+        return True
+    if mtype == NLMSG_ERROR:
+        (err,) = struct.unpack_from("=i", data, offset + 16)
+        if err:
+            raise KernelUnavailable(-err, f"sock_diag: {os.strerror(-err)}")
+    return False
 
 
 def read_sock_diag(tcp_states: int, udp: bool = True) -> list[Socket]:
@@ -117,8 +106,14 @@ def read_sock_diag(tcp_states: int, udp: bool = True) -> list[Socket]:
             pname = "tcp" if proto == socket.IPPROTO_TCP else "udp"
             for family in (socket.AF_INET, socket.AF_INET6):
                 seq += 1
-                for chunk in _dump(nl, family, proto, states, seq):
-                    _parse_chunk(chunk, pname, out)
+                _request(nl, family, proto, states, seq)
+                # One datagram per recv; the parse finds the end of the dump.
+                while True:
+                    data = nl.recv(1 << 20)
+                    if not data:
+                        raise KernelUnavailable("sock_diag: empty reply")
+                    if _parse_chunk(data, pname, out):
+                        break
     except OSError as exc:
         if isinstance(exc, KernelUnavailable):
             raise
@@ -144,7 +139,8 @@ _ADDR6: dict[bytes, str] = {}
 _LITTLE = sys.byteorder == "little"
 
 
-def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> None:
+def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> bool:
+    """Append the datagram's sockets to `out`; True once the dump's end is in it."""
     # The hot loop at 50k sockets: one unpack per message, locals only, cached addresses,
     # tuples built directly (a NamedTuple's constructor costs twice as much).
     unpack = _FULL.unpack_from
@@ -162,9 +158,12 @@ def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> None:
          expires, uid, inode) = unpack(data, offset)
         if length < 16:
             break
-        offset += (length + 3) & ~3
         if mtype != SOCK_DIAG_BY_FAMILY:
+            if _control(data, offset, mtype):
+                return True
+            offset += (length + 3) & ~3
             continue
+        offset += (length + 3) & ~3
         if fam == v4:
             family, unspecified = "ipv4", "0.0.0.0"
             la = a4(src) or _addr_of(src, True)
@@ -187,6 +186,15 @@ def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> None:
         else:
             append(new(Socket, (proto, family, la, sp, ra, rport, state,
                                 inode, uid, (), None, None, None, False)))
+    # Messages shorter than a socket's (the end of the dump, an error) close a datagram.
+    while offset + 16 <= len(data):
+        length, mtype = _NLMSGHDR_START.unpack_from(data, offset)
+        if _control(data, offset, mtype):
+            return True
+        if length < 16:
+            break
+        offset += (length + 3) & ~3
+    return False
 
 
 # /proc/net -----------------------------------------------------------------------------
