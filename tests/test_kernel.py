@@ -181,3 +181,22 @@ def test_the_end_of_a_dump_is_found_alone_or_after_sockets() -> None:
     error = struct.pack("=IHHIIi", 36, kernel.NLMSG_ERROR, 0, 1, 0, -1) + bytes(16)
     with pytest.raises(kernel.KernelUnavailable, match="not permitted"):
         kernel._parse_chunk(error, "tcp", out)
+
+    class Datagrams:
+        def __init__(self, *data: bytes) -> None:
+            self.data = list(data)
+
+        def recv(self, size: int) -> bytes:
+            return self.data.pop(0)
+
+    # A socket whose last 20 bytes read like the end of dump 7 (timer 20, queues 3 and 7,
+    # flags 2 in the queue's high half): received as the end, then found not to be.
+    lookalike = kernel._FULL.pack(kernel._FULL.size, kernel.SOCK_DIAG_BY_FAMILY,
+                                  socket.AF_INET, 1, socket.htons(9000), socket.htons(5),
+                                  bytes(16), bytes(16), 20, 0, 0)[:-20] + struct.pack(
+                                      "=IHHIIi", 20, kernel.NLMSG_DONE, 2, 7, 0, 0)
+    feed = Datagrams(sock_msg(1), lookalike, sock_msg(2) + done.replace(
+        struct.pack("=I", 1), struct.pack("=I", 7), 1))
+    got: list[Socket] = []
+    kernel._read_dump(feed, 7, "tcp", got)  # type: ignore[arg-type]
+    assert [s.lport for s in got] == [1, 9000, 2] and not feed.data

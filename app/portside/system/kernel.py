@@ -63,6 +63,7 @@ NLMSG_DONE = 3
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _NLMSGHDR_START = struct.Struct("=IH")  # length and type
+_TAIL = struct.Struct("=IHHI")  # length, type, flags, sequence
 # inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid (zeros).
 _REQ = struct.Struct("=BBBxI48x")
 # inet_diag_msg: family, state, timer, retrans; sockid: sport, dport (big endian),
@@ -76,6 +77,33 @@ def _request(sock: socket.socket, family: int, proto: int, states: int, seq: int
     hdr = _NLMSGHDR.pack(_NLMSGHDR.size + len(req), SOCK_DIAG_BY_FAMILY,
                          NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
     sock.send(hdr + req)
+
+
+def _receive(sock: socket.socket, seq: int) -> list[bytes]:
+    """Datagrams up to the one that seems to end the dump; the parse checks it properly.
+
+    Received first and parsed after: the kernel walks its socket tables as we read, and
+    a slow reader lets sockets that close meanwhile shift the walk past live ones.
+    """
+    chunks: list[bytes] = []
+    while True:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise KernelUnavailable("sock_diag: empty reply")
+        chunks.append(data)
+        if len(data) >= 20:
+            # NLMSG_DONE (20 bytes, our sequence number) closes the last datagram; an
+            # error comes alone.
+            length, mtype, _, mseq = _TAIL.unpack_from(data, len(data) - 20)
+            if length == 20 and mtype == NLMSG_DONE and mseq == seq:
+                return chunks
+            if _TAIL.unpack_from(data, 0)[1] == NLMSG_ERROR:
+                return chunks
+
+
+def _read_dump(sock: socket.socket, seq: int, proto: str, out: list[Socket]) -> None:
+    while not any(_parse_chunk(c, proto, out) for c in _receive(sock, seq)):
+        pass  # a tail that only looked like the end: receive on
 
 
 def _control(data: bytes, offset: int, mtype: int) -> bool:
@@ -107,13 +135,7 @@ def read_sock_diag(tcp_states: int, udp: bool = True) -> list[Socket]:
             for family in (socket.AF_INET, socket.AF_INET6):
                 seq += 1
                 _request(nl, family, proto, states, seq)
-                # One datagram per recv; the parse finds the end of the dump.
-                while True:
-                    data = nl.recv(1 << 20)
-                    if not data:
-                        raise KernelUnavailable("sock_diag: empty reply")
-                    if _parse_chunk(data, pname, out):
-                        break
+                _read_dump(nl, seq, pname, out)
     except OSError as exc:
         if isinstance(exc, KernelUnavailable):
             raise
