@@ -5,8 +5,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from .fmt import join_cmdline
 from .model import ALL_STATES, Snapshot, Socket
@@ -46,8 +45,7 @@ class QueryError(ValueError):
         self.term = term
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(NamedTuple):
     """One AND-ed condition."""
 
     kind: str  # "text" or one of KEYS
@@ -56,8 +54,7 @@ class Term:
     values: tuple[object, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(NamedTuple):
     """A parsed query; the empty query matches everything.
 
     Terms are AND-ed, except that positive terms of the same kind are alternatives:

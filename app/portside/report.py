@@ -5,7 +5,6 @@ Pure: the bind attempts themselves are made by portside.system.probe.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
 from .fmt import format_duration, format_endpoint, join_cmdline, safe_text
@@ -72,7 +71,7 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult]) -> Diagnosis:
         others=tuple(sorted(others.items())), binds=tuple(binds), can_bind=can_bind,
         can_bind_reuse=can_reuse, verdict=(), is_root=snap.gaps.is_root,
     )
-    return dataclasses.replace(diag, verdict=tuple(_verdict(diag)))
+    return diag._replace(verdict=tuple(_verdict(diag)))
 
 
 def _verdict(d: Diagnosis) -> list[str]:

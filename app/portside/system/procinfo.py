@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pwd
 from collections.abc import Iterable
@@ -113,7 +112,7 @@ class ProcessCache:
                 cpu = proc.cpu_percent(None)
         except _ERRORS:
             return base
-        return dataclasses.replace(base, status=status, rss=rss, cpu_percent=cpu)
+        return base._replace(status=status, rss=rss, cpu_percent=cpu)
 
 
 def cgroup_unit(pid: int, root: str = "/proc") -> str | None:
