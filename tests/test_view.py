@@ -82,6 +82,8 @@ def test_fold_time_wait_per_port() -> None:
     assert not [r for r in m.view if r.sock.state == "TIME_WAIT" and not r.folded]
     count, soonest, last = m.drain(3000, DEMO_MONOTONIC)
     assert count == 24 and last == 58.4 and soonest is not None
+    assert m.drain(3000, DEMO_MONOTONIC + 10) == (24, 0.0, 58.4 - 10)  # counted down
+    assert m.drain(5432, DEMO_MONOTONIC) == (0, None, None)  # the server side is remote
     assert m.tw_counts[3000] == 24
 
 

@@ -83,6 +83,7 @@ class TableModel:
     tw_counts: dict[int, int] = field(default_factory=dict)  # TIME_WAIT per local port
     _marked: set[RowKey] = field(default_factory=set)  # rows with a mark, for expire()
     shown: int = 0  # sockets the view stands for (folds count all theirs; gone rows not)
+    _sorted_by: str = ""  # the column the view's rows have sort keys for
 
     def apply(self, snap: Snapshot, now: float, keys: list[RowKey] | None = None) -> None:
         """Take a new snapshot: mark new, gone and changed rows, then rebuild the view.
@@ -103,6 +104,7 @@ class TableModel:
         new_until = now + NEW_SECONDS
         self._gen = gen = self._gen + 1
         added: list[Row] = []
+        fresh: list[Row] = []  # rows whose sort key must be made: new or changed
         if keys is None:
             keys = row_keys(snap)
         for s, key in zip(snap.sockets, keys, strict=True):
@@ -120,6 +122,7 @@ class TableModel:
                 if before[6] != state or before[9] != s[9]:
                     row.mark, row.until, row.sortcol = CHANGED, now + CHANGED_SECONDS, ""
                     marked.add(key)
+                    fresh.append(row)
                 elif row.mark:
                     if row.until <= now:
                         row.mark = ""
@@ -131,6 +134,7 @@ class TableModel:
             rows[key] = row
             if state == TIME_WAIT:
                 tw[s[3]] = tw.get(s[3], 0) + 1
+        gone = 0
         for old_key, row in old.items():
             if old_key in rows:  # a duplicate key within one sample: already handled
                 continue
@@ -141,6 +145,7 @@ class TableModel:
                 continue
             rows[old_key] = row
             marked.add(old_key)
+            gone += 1
         self.rows = rows
         self._marked = marked
         self.snapshot = snap
@@ -152,7 +157,7 @@ class TableModel:
             return
         order = [r for r in self.view if r.gen == gen or (r.mark == GONE and r.until > now)]
         if len(order) + len(added) == len(rows):
-            self.rebuild(order + added)
+            self._sort(order + added, snap, added + fresh, gone)
         else:  # the last view was not the whole table: start from the rows
             self.rebuild()
 
@@ -175,35 +180,42 @@ class TableModel:
             self.rebuild()
         return changed
 
-    def rebuild(self, candidates: list[Row] | None = None) -> None:
-        """Filter, fold and sort the rows (or these candidate rows) into the view."""
+    def rebuild(self) -> None:
+        """Filter, fold and sort the rows into the view."""
         snap = self.snapshot
         if snap is None:
             self.view = []
             return
         match = self.query.matches
-        if candidates is not None:
-            rows = candidates
-        elif self.query.terms:
+        if self.query.terms:
             rows = [r for r in self.rows.values() if match(r.sock, snap)]
         else:
             rows = list(self.rows.values())
         if self.fold:
             rows = self._folded(rows, snap)
+        folded = sum(r.count - 1 for r in rows if r.count > 1) if self.fold else 0
+        gone = sum(1 for r in rows if r.mark == GONE) if self._marked else 0
+        self._sort(rows, snap, None, gone - folded)
+
+    def _sort(self, rows: list[Row], snap: Snapshot, fresh: list[Row] | None,
+              hidden: int) -> None:
+        """Sort rows into the view. `fresh`: the only rows without a key for the column
+        the view is sorted by (None: check every row); `hidden`: rows that are not
+        sockets to count (gone ones; negative for the extra sockets of folds)."""
         col = self.sort_column
         key = sort_key(col, snap)
         # Sort keys are kept per row: only new or changed rows (or a new column) need one.
         # Times change every sample, so that column is always recomputed.
-        fresh = col == "time"
-        for r in rows:
-            if fresh or r.sortcol != col:
-                r.sortkey = key(r.sock)
-                r.sortcol = col
+        if col == "time" or fresh is None or col != self._sorted_by:
+            fresh = rows if col == "time" else [r for r in rows if r.sortcol != col]
+        for r in fresh:
+            r.sortkey = key(r.sock)
+            r.sortcol = col
         rows.sort(key=_SORTKEY, reverse=self.reverse)
         self.view = rows
-        folded = sum(r.count - 1 for r in rows if r.count > 1) if self.fold else 0
-        self.shown = len(rows) + folded - sum(1 for r in rows if r.mark == GONE) \
-            if self._marked else len(rows) + folded
+        self._sorted_by = col
+        self.shown = len(rows) - hidden
+
     def position(self, key: RowKey) -> int | None:
         """Where the row with this key is in the view, if it is."""
         row = self.rows.get(key)
@@ -260,12 +272,17 @@ class TableModel:
 
     def drain(self, port: int, now: float) -> tuple[int, float | None, float | None]:
         """TIME_WAIT sockets with this local port: (count, soonest, last) seconds left."""
-        lefts = [left for r in self.rows.values()
-                 if r.sock.state == TIME_WAIT and r.mark != GONE and r.sock.lport == port
-                 and (left := r.time_left(now)) is not None]
+        snap = self.snapshot
+        if snap is None or not self.tw_counts.get(port):
+            return 0, None, None
+        # The details panel asks on every sample: the snapshot's tuples, not the rows (a
+        # row that is not gone is a socket of the snapshot), read by index.
+        lefts = [s[12] for s in snap.sockets
+                 if s[3] == port and s[6] == TIME_WAIT and s[12] is not None]
         if not lefts:
             return 0, None, None
-        return len(lefts), min(lefts), max(lefts)
+        elapsed = now - snap.monotonic
+        return len(lefts), max(0.0, min(lefts) - elapsed), max(0.0, max(lefts) - elapsed)
 
     def sockets_of(self, pid: int) -> list[Socket]:
         """Every socket of the snapshot held by this process."""
