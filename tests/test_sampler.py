@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from conftest import Spawner, make_time_wait
-from portside.system.procinfo import user_name
+from portside.system.procinfo import ProcessCache, user_name
 from portside.system.sampler import Sampler
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
@@ -231,6 +231,18 @@ def test_connection_counts_and_parent_chains(spawn: Spawner) -> None:
         finally:
             for c in clients + accepted:
                 c.close()
+
+
+@linux
+def test_parents_are_read_once_holders_every_sample(spawn: Spawner) -> None:
+    held = spawn("--fork")
+    cache = ProcessCache()
+    first = cache.collect([held.child], ancestors=True)
+    assert held.pid in first and first[held.child].ppid == held.pid
+    second = cache.collect([held.child], ancestors=True)
+    assert second[held.pid] is first[held.pid]  # a parent: its name is all we show
+    assert second[held.child] is not first[held.child]  # status, memory, CPU read again
+    assert second[held.child].rss
 
 
 def test_cgroup_unit(tmp_path: Any) -> None:

@@ -51,14 +51,16 @@ class ProcessCache:
         """Details for these PIDs (and their parent chains); vanished ones are left out."""
         out: dict[int, ProcessInfo] = {}
         pending = set(pids)
+        dynamic = True  # status, memory and CPU: for the holders, not for their parents
         for _ in range(64):  # parent chains are short; the bound guards against cycles
             for pid in pending:
-                info = self._one(pid)
+                info = self._one(pid, dynamic)
                 if info is not None:
                     out[pid] = info
             if not ancestors:
                 break
             pending = {i.ppid for i in out.values() if i.ppid and i.ppid not in out} - pending
+            dynamic = False
             if not pending:
                 break
         # Prune: only what this sample needed stays cached.
@@ -66,7 +68,7 @@ class ProcessCache:
             del self._procs[pid]
         return out
 
-    def _one(self, pid: int) -> ProcessInfo | None:
+    def _one(self, pid: int, dynamic: bool = True) -> ProcessInfo | None:
         try:
             proc = self.ps.Process(pid)
             ctime = proc.create_time()
@@ -76,6 +78,8 @@ class ProcessCache:
         cached = self._procs.get(pid)
         if cached is not None and cached[1].create_time == ctime:
             proc, base = cached
+            if not dynamic:
+                return base
             with_dynamic = self._dynamic(proc, base)
             self._procs[pid] = (proc, with_dynamic)
             return with_dynamic

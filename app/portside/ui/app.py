@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -382,10 +383,18 @@ class PortsideApp(App[int]):
         details = self.query_one("#details")
         if details.display:
             text = details_text(self.model, row, self.clock())
-            # Static.update re-lays out the screen: skip it when nothing visible changed.
+            # Static.update re-lays out the screen: skip it when nothing visible changed,
+            # and repaint in place when the text keeps its shape (an uptime ticking).
             if text.plain != self._details_shown:
+                body = self.query_one("#details-body", Static)
+                width = body.size.width
+                lines, before = text.plain.split("\n"), self._details_shown.split("\n")
+                # Same height when no line that changed wraps, before or after.
+                relayout = len(lines) != len(before) or any(
+                    a != b and (cell_len(a) > width or cell_len(b) > width)
+                    for a, b in zip(lines, before, strict=True))
                 self._details_shown = text.plain
-                self.query_one("#details-body", Static).update(text)
+                body.update(text, layout=relayout)
 
     def action_details(self) -> None:
         """Toggle the details pane."""
