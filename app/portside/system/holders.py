@@ -8,6 +8,7 @@ process's socket inodes and rescans everything only when an unknown inode appear
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import threading
@@ -112,7 +113,11 @@ class FdScan:
             return
         self._queue, feed = os.pipe()
         try:
-            os.write(feed, b"".join(_PID.pack(p) for p in pids))  # < 64 KiB: never blocks
+            # Only what fits in the empty pipe (so the write cannot block); the caller
+            # reads whatever was not queued.
+            room = fcntl.fcntl(feed, fcntl.F_GETPIPE_SZ) if hasattr(fcntl, "F_GETPIPE_SZ") \
+                else 4096
+            os.write(feed, b"".join(_PID.pack(p) for p in pids[:room // _PID.size]))
         finally:
             os.close(feed)  # closed before forking: the queue ends once it is empty
         for _ in range(workers):
