@@ -209,11 +209,17 @@ _TW_JSON = ('{"proto":"%s","family":"%s","local_address":"%s","local_port":%d,'
 def json_lines(socks: list[Socket], snap: Snapshot) -> str:
     """The `list --json` document: one object per line."""
     fmt, dumps, TW = _TW_JSON, json.dumps, TIME_WAIT
-    return "[" + ",\n".join([
+    lines = [
         fmt % (s[0], s[1], s[2], s[3], s[4], s[5], s[12], "true" if s[13] else "false")
         if s[6] == TW and s[4] is not None and s[12] is not None
         else dumps(socket_json(s, snap))
-        for s in socks]) + "]\n"
+        for s in socks]
+    if not lines:
+        return "[]\n"
+    # Brackets on the first and last lines: no copies of a document of megabytes.
+    lines[0] = "[" + lines[0]
+    lines[-1] += "]\n"
+    return ",\n".join(lines)
 
 
 _STATE_ORDER = {LISTEN: 0, "NONE": 1, TIME_WAIT: 3}
