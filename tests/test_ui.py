@@ -519,3 +519,48 @@ def test_holders_type_is_what_the_dialog_reads() -> None:
     h = DemoBackend().holders(8080)
     assert isinstance(h, PortHolders) and not h.free
     assert [t.pid for t in h.targets] == [3100, 3101, 3102]
+
+
+def test_changed_region_is_the_box_around_changed_characters() -> None:
+    from portside.ui.table import changed_region
+
+    assert changed_region(["abc", "def"], ["abc", "def"]) is None
+    assert changed_region(["a 59s", "b 10s", "c 1m"], ["a 58s", "b 10s", "c 1m"]) == (3, 0, 1, 1)
+    assert changed_region(["x 9s ", "y 10s", "z"], ["x 8s ", "y 9s ", "z"]) == (2, 0, 3, 2)
+    assert changed_region(["名 9s"], ["名 8s"]) is None  # wide characters: not columns
+
+
+def test_a_ticking_countdown_repaints_only_its_cells() -> None:
+    clock = [DEMO_MONOTONIC]
+    app = PortsideApp(DemoBackend(), clock=lambda: clock[0], live=False)
+
+    async def body(pilot: Pilot[int]) -> None:
+        t = table(app)
+        t.tick()
+        calls: list[tuple[Any, ...]] = []
+        real = t.refresh
+
+        def spy(*regions: Any, **kw: Any) -> Any:
+            calls.append(regions)
+            return real(*regions, **kw)
+
+        t.refresh = spy  # type: ignore[method-assign]
+        rows = app.model.view[:t.size.height - 1]
+        before = [t.line_text(r, clock[0]) for r in rows]
+        clock[0] += 3
+        t.tick()
+        after = [t.line_text(r, clock[0]) for r in rows]
+        assert before != after  # TIME_WAIT countdowns on screen
+        (regions,) = calls
+        (region,) = regions
+        assert 0 < region.width < t.size.width // 4  # the time column, not whole rows
+        for y, (a, b) in enumerate(zip(before, after, strict=True)):
+            for x, (p, q) in enumerate(zip(a, b, strict=True)):
+                if p != q:
+                    assert region.contains(x, y + 1), (x, y)  # + 1: the header line
+        calls.clear()
+        t.tick()
+        assert not calls  # nothing changed: nothing repainted
+        await pilot.press("down")
+        assert calls and calls[-1] == ()  # the cursor moved: the whole table
+    drive(app, body)

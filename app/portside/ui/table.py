@@ -15,7 +15,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -100,6 +100,25 @@ def fit(text: str, width: int, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
+def changed_region(before: list[str], after: list[str]) -> tuple[int, int, int, int] | None:
+    """(x, y, width, height) around the characters that differ between two lists of
+    lines of the same length, or None when that is not a simple matter of columns (a
+    line with wide characters, whose cells are not its characters)."""
+    xs: list[int] = []
+    ys: list[int] = []
+    for y, (a, b) in enumerate(zip(before, after, strict=True)):
+        if a == b:
+            continue
+        if len(a) != len(b) or cell_len(a) != len(a) or cell_len(b) != len(b):
+            return None
+        diff = [i for i, (p, q) in enumerate(zip(a, b, strict=True)) if p != q]
+        xs += (diff[0], diff[-1])
+        ys.append(y)
+    if not ys:
+        return None
+    return min(xs), ys[0], max(xs) - min(xs) + 1, ys[-1] - ys[0] + 1
+
+
 class SocketTable(ScrollView, can_focus=True):
     """The live table of sockets. Row 0 is a sticky header; the cursor follows its key."""
 
@@ -146,7 +165,8 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor_key: RowKey | None = None
         self._layout: list[tuple[Column, int]] = []
         self._layout_for: tuple[int, bool] = (-1, False)
-        self._times: tuple[object, ...] = ()  # what the visible rows showed when painted
+        self._frame: tuple[object, ...] = ()  # the visible rows' identity when painted
+        self._shown: list[str] = []  # and their texts
         self._styles: dict[str, Style] = {}
         self._texts: dict[int, str] = {}  # id(row) -> its line, as the last tick made it
         self._texts_layout: tuple[int, bool] = (-1, False)
@@ -175,11 +195,22 @@ class SocketTable(ScrollView, can_focus=True):
         # The texts are kept for render_line: the repaint that follows does not redo them.
         self._texts = {id(row): self.line_text(row, now) for row in rows}
         self._texts_layout = self._layout_for
-        shown = (top, self.cursor, self.model.sort_column, self.model.reverse, self.size,
-                 *((row.key, row.mark, self._texts[id(row)]) for row in rows))
-        if shown != self._times:
-            self._times = shown
+        frame = (top, self.cursor, self.model.sort_column, self.model.reverse, self.size,
+                 *((row.key, row.mark) for row in rows))
+        texts = [self._texts[id(row)] for row in rows]
+        if frame != self._frame:
+            self._frame, self._shown = frame, texts
             self.refresh()
+        elif texts != self._shown:
+            # Same rows, new texts (a countdown, an uptime): repaint only the cells that
+            # changed, so an idle dashboard redraws a column, not the screen.
+            region = changed_region(self._shown, texts)
+            self._shown = texts
+            if region is None:
+                self.refresh()
+            else:
+                x, y, width, height = region
+                self.refresh(Region(x, y + 1, width, height))  # + 1: below the header
 
     @property
     def current(self) -> Row | None:
