@@ -123,15 +123,19 @@ def test_forked_fd_scan_agrees_with_reading_in_process(spawn: Spawner,
 
 
 def test_holder_index_rescans_when_a_new_socket_appears(spawn: Spawner) -> None:
+    # Only our own sockets are asked about: another process on the machine opening one
+    # meanwhile must not make a full scan that this test does not expect.
+    def inodes(*ports: int) -> dict[int, int]:
+        rows = kernel.read_sock_diag(kernel.state_mask(False))
+        return {r.lport: r.inode for r in rows if r.lport in ports and r.state == "LISTEN"}
+
     index = HolderIndex()
     first = spawn()
-    rows = kernel.read_sock_diag(kernel.state_mask(False))
-    index.update(r.inode for r in rows)
+    index.update(inodes(first.port).values())
     scans = index.full_scans
     second = spawn()
-    rows = kernel.read_sock_diag(kernel.state_mask(False))
-    owners = index.update(r.inode for r in rows)
-    by_port = {r.lport: r.inode for r in rows if r.state == "LISTEN"}
+    by_port = inodes(first.port, second.port)
+    owners = index.update(by_port.values())
     assert owners[by_port[second.port]] == [second.pid]
     assert owners[by_port[first.port]] == [first.pid]
     # The new socket came with a new process: reading that process was enough.
@@ -140,9 +144,9 @@ def test_holder_index_rescans_when_a_new_socket_appears(spawn: Spawner) -> None:
     with socket.socket() as mine:
         mine.bind(("127.0.0.1", 0))
         mine.listen(1)
-        rows = kernel.read_sock_diag(kernel.state_mask(False))
-        ino = next(r.inode for r in rows if r.lport == mine.getsockname()[1])
-        assert index.update(r.inode for r in rows)[ino] == [os.getpid()]
+        port = mine.getsockname()[1]
+        ino = inodes(port)[port]
+        assert index.update([*by_port.values(), ino])[ino] == [os.getpid()]
         assert index.full_scans == scans + 1
 
 
