@@ -3,7 +3,9 @@
 Writes tests/bench/RESULTS.md, results.json and sampling.png. Everything talks to
 127.0.0.1 only; every helper process is ended by its PID; every loop is bounded.
 Environment: BENCH_RUNS (default 7), BENCH_SOAK seconds of churn for the memory test
-(default 180; the issue's hour is BENCH_SOAK=3600), BENCH_QUICK=1 for a smoke run.
+(default 240), BENCH_QUICK=1 for a smoke run. `run.py --soak 3600` runs the hour-long
+memory soak by itself (into soak.json); `run.py --report` rewrites RESULTS.md from
+results.json and soak.json.
 """
 
 from __future__ import annotations
@@ -585,6 +587,9 @@ def main() -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if sys.argv[1:] == ["--report"]:  # RESULTS.md again from results.json (and soak.json)
+        write_report(json.loads((HERE / "results.json").read_text()))
+        sys.exit(0)
     if sys.argv[1:2] == ["--soak"] and len(sys.argv) == 3:
         sys.exit(soak_only(float(sys.argv[2])))
     if sys.argv[1:] == ["--dashboard"]:
