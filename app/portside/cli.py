@@ -573,10 +573,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def entry() -> NoReturn:
     """The console script and `python -m portside`: main(), then exit."""
     code = main()
@@ -590,3 +586,7 @@ def entry() -> NoReturn:
             pass
         os._exit(code)
     sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()
