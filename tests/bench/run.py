@@ -4,8 +4,9 @@ Writes tests/bench/RESULTS.md, results.json and sampling.png. Everything talks t
 127.0.0.1 only; every helper process is ended by its PID; every loop is bounded.
 Environment: BENCH_RUNS (default 7), BENCH_SOAK seconds of churn for the memory test
 (default 240), BENCH_QUICK=1 for a smoke run. `run.py --soak 3600` runs the hour-long
-memory soak by itself (into soak.json); `run.py --report` rewrites RESULTS.md from
-results.json and soak.json.
+memory soak by itself (into soak.json); `run.py --idle` measures the idle cost
+with and without the 200 extra processes (into idle.json); `run.py --report` rewrites
+RESULTS.md from results.json, soak.json and idle.json.
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ def idle_section(results: dict[str, Any]) -> None:
     c0 = cpu_seconds(portside_pid)
     h0 = cpu_seconds(htop_pid) if have_htop else 0.0
     time.sleep(seconds)
-    idle = {"seconds": seconds, "sockets": tcp_count(),
+    idle = {"seconds": seconds, "sockets": tcp_count(), "processes": len(psutil.pids()),
             "portside_pct": (cpu_seconds(portside_pid) - c0) / seconds * 100}
     if have_htop:
         idle["htop_pct"] = (cpu_seconds(htop_pid) - h0) / seconds * 100
@@ -381,8 +382,36 @@ def idle_section(results: dict[str, Any]) -> None:
     tmux("kill-session", "-t", "bench-htop")
     end_helpers(procs)
     results["idle"] = idle
-    log(f"idle over {seconds}s at ~{idle['sockets']} sockets, 2s refresh: portside "
-        f"{idle['portside_pct']:.2f}% of a core, htop {idle.get('htop_pct', float('nan')):.2f}%")
+    log(f"idle over {seconds}s at ~{idle['sockets']} sockets, {idle['processes']} processes, "
+        f"2s refresh: portside {idle['portside_pct']:.2f}% of a core, "
+        f"htop {idle.get('htop_pct', float('nan')):.2f}%")
+
+
+def idle_only() -> int:
+    """`run.py --idle`: idle cost with and without the 200 extra processes, into idle.json.
+
+    htop reads every process at each refresh, portside only the new ones: how they compare
+    depends on how many processes the machine runs.
+    """
+    runs: list[dict[str, Any]] = []
+    try:
+        for extra in (True, False, True, False):
+            if extra:
+                spawn_helper("fdholders", "200", "100")
+            res: dict[str, Any] = {}
+            idle_section(res)
+            runs.append(res["idle"])
+            end_helpers()
+    finally:
+        end_helpers()
+        for session in ("bench-portside", "bench-htop"):
+            tmux("kill-session", "-t", session)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
+           "runs": runs}
+    (HERE / "idle.json").write_text(json.dumps(out, indent=1) + "\n")
+    return 0
 
 
 def memory_section(results: dict[str, Any]) -> None:
@@ -525,6 +554,17 @@ def write_report(results: dict[str, Any]) -> None:
               f"{results['memory']['soak_max_mb']:.1f} MB).",
               f"- Start-up: {results['startup_ms']:.0f} ms from launch (in tmux) to the first "
               "table with data (median).", ""]
+    idle_runs = HERE / "idle.json"
+    if idle_runs.exists():  # `run.py --idle`, run by itself
+        d = json.loads(idle_runs.read_text())
+        lines += [f"Idle again ({d['date']}, commit {d['commit']}, `python tests/bench/run.py "
+                  "--idle`), 60 s each, ~100 sockets, 2 s refresh, portside against htop:"]
+        lines += [f"- {r['processes']} processes on the machine: portside "
+                  f"{r['portside_pct']:.2f}%, htop {r.get('htop_pct', float('nan')):.2f}%"
+                  for r in d["runs"]]
+        lines += ["", "htop reads every process at each refresh and portside only the new "
+                  "ones, so htop's cost follows the number of processes on the machine and "
+                  "portside's does not.", ""]
     long_soak = HERE / "soak.json"
     if long_soak.exists():  # `run.py --soak 3600`, run by itself (it takes an hour)
         s = json.loads(long_soak.read_text())
@@ -595,6 +635,8 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--report"]:  # RESULTS.md again from results.json (and soak.json)
         write_report(json.loads((HERE / "results.json").read_text()))
         sys.exit(0)
+    if sys.argv[1:] == ["--idle"]:
+        sys.exit(idle_only())
     if sys.argv[1:2] == ["--soak"] and len(sys.argv) == 3:
         sys.exit(soak_only(float(sys.argv[2])))
     if sys.argv[1:] == ["--dashboard"]:
