@@ -134,9 +134,12 @@ class Snapshot(NamedTuple):
 
     def time_left(self, sock: Socket, now_monotonic: float) -> float | None:
         """Seconds left for a TIME_WAIT socket at a later moment (never negative)."""
-        if sock.time_left is None:
-            return None
-        return max(0.0, sock.time_left - (now_monotonic - self.monotonic))
+        return countdown(sock.time_left, self.monotonic, now_monotonic)
+
+
+def countdown(left: float | None, sampled: float, now: float) -> float | None:
+    """A time left as of a sample taken at monotonic `sampled`, counted down to `now`."""
+    return None if left is None else max(0.0, left - (now - sampled))
 
 
 def make_processes(procs: Mapping[int, ProcessInfo]) -> Mapping[int, ProcessInfo]:

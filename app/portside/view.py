@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, listeners_on
+from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, countdown, listeners_on
 from .query import Query, sort_key
 
 NEW_SECONDS = 3.0  # how long a new row stays highlighted
@@ -49,7 +49,7 @@ class Row:
 
     def countdown(self, at_sample: float | None, now: float) -> float | None:
         """A time left as of this row's sample, counted down to `now` (never negative)."""
-        return None if at_sample is None else max(0.0, at_sample - (now - self.snap_mono))
+        return countdown(at_sample, self.snap_mono, now)
 
 
 def row_keys(snap: Snapshot) -> list[RowKey]:
@@ -281,8 +281,8 @@ class TableModel:
                  if s[3] == port and s[6] == TIME_WAIT and s[12] is not None]
         if not lefts:
             return 0, None, None
-        elapsed = now - snap.monotonic
-        return len(lefts), max(0.0, min(lefts) - elapsed), max(0.0, max(lefts) - elapsed)
+        return (len(lefts), countdown(min(lefts), snap.monotonic, now),
+                countdown(max(lefts), snap.monotonic, now))
 
     def sockets_of(self, pid: int) -> list[Socket]:
         """Every socket of the snapshot held by this process."""

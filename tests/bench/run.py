@@ -406,10 +406,7 @@ def idle_only() -> int:
         end_helpers()
         for session in ("bench-portside", "bench-htop"):
             tmux("kill-session", "-t", session)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
-           "runs": runs}
+    out = {**stamp(), "runs": runs}
     (HERE / "idle.json").write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
@@ -457,17 +454,21 @@ def soak(seconds: float) -> dict[str, Any]:
                            for t, r in [*samples[::max(1, len(samples) // 12)], samples[-1]]]}
 
 
-def soak_only(seconds: float) -> int:
-    """`run.py --soak SECONDS`: the long memory run alone, into soak.json (read by the report)."""
+def stamp() -> dict[str, str]:
+    """When, and on which commit, a run made by itself was measured."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit}
+
+
+def soak_only(seconds: float) -> int:
+    """`run.py --soak SECONDS`: the long memory run alone, into soak.json (read by the report)."""
     try:
         res = soak(seconds)
     finally:
         end_helpers()
         tmux("kill-session", "-t", "bench-soak")
-    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    res["commit"] = commit
+    res.update(stamp())
     (HERE / "soak.json").write_text(json.dumps(res, indent=1) + "\n")
     log(f"soak {seconds:.0f}s: {res['soak_start_mb']:.1f} -> {res['soak_end_mb']:.1f} MB "
         f"(max {res['soak_max_mb']:.1f} MB)")

@@ -61,9 +61,7 @@ NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 
-_NLMSGHDR = struct.Struct("=IHHII")
-_NLMSGHDR_START = struct.Struct("=IH")  # length and type
-_TAIL = struct.Struct("=IHHI")  # length, type, flags, sequence
+_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 # inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid (zeros).
 _REQ = struct.Struct("=BBBxI48x")
 # inet_diag_msg: family, state, timer, retrans; sockid: sport, dport (big endian),
@@ -94,10 +92,10 @@ def _receive(sock: socket.socket, seq: int) -> list[bytes]:
         if len(data) >= 20:
             # NLMSG_DONE (20 bytes, our sequence number) closes the last datagram; an
             # error comes alone.
-            length, mtype, _, mseq = _TAIL.unpack_from(data, len(data) - 20)
+            length, mtype, _, mseq, _ = _NLMSGHDR.unpack_from(data, len(data) - 20)
             if length == 20 and mtype == NLMSG_DONE and mseq == seq:
                 return chunks
-            if _TAIL.unpack_from(data, 0)[1] == NLMSG_ERROR:
+            if _NLMSGHDR.unpack_from(data)[1] == NLMSG_ERROR:
                 return chunks
 
 
@@ -212,7 +210,7 @@ def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> bool:
                                 inode, uid, (), None, None, None, False)))
     # Messages shorter than a socket's (the end of the dump, an error) close a datagram.
     while offset + 16 <= len(data):
-        length, mtype = _NLMSGHDR_START.unpack_from(data, offset)
+        length, mtype, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
         if _control(data, offset, mtype):
             return True
         if length < 16:

@@ -192,12 +192,12 @@ class SocketTable(ScrollView, can_focus=True):
         top = int(self.scroll_offset.y)
         now = self.clock()
         rows = self.model.view[top:top + self.size.height]
-        # The texts are kept for render_line: the repaint that follows does not redo them.
-        self._texts = {id(row): self.line_text(row, now) for row in rows}
+        texts = [self.line_text(row, now) for row in rows]
+        # Kept for render_line: the repaint that follows does not make them again.
+        self._texts = dict(zip(map(id, rows), texts, strict=True))
         self._texts_layout = self._layout_for
         frame = (top, self.cursor, self.model.sort_column, self.model.reverse, self.size,
                  *((row.key, row.mark) for row in rows))
-        texts = [self._texts[id(row)] for row in rows]
         if frame != self._frame:
             self._frame, self._shown = frame, texts
             self.refresh()
