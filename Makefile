@@ -26,7 +26,13 @@ run: $(STAMP) ## start the dashboard (ARGS="--interval 1 :3000")
 	$(BIN)/portside $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (real sockets and processes)
-	@command -v ss >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null) || echo "note: ss not found; the ss cross-checks will be skipped" >&2; }
+	@# ss for the cross-checks, tmux for the dashboard in a real terminal, venv for the wheel tests.
+	@missing=""; command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	$(PY) -c "import ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make test needs:$$missing (install them, or run make test as root)" >&2; exit 1; fi; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy --strict

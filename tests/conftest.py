@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
-import site
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class Spawner:
     def __call__(self, *args: str, user: str | None = None) -> Held:
         cmd = [sys.executable, str(CHILD), *args]
         if user is not None:
-            cmd = [RUNUSER, "-u", user, "--", *nobody_python(), str(CHILD), *args]
+            cmd = [RUNUSER, "-u", user, "--", *nobody_python(), str(installed().child), *args]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                                 env=nobody_env() if user else None)
         self.popens.append(proc)
@@ -130,15 +131,17 @@ def make_time_wait(count: int = 1, host: str = "127.0.0.1", reuse: bool = True) 
 
 def run_cli(*args: str, input: str | None = None, timeout: float = 60,
             user: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m portside ARGS` as a real process."""
-    cmd = [sys.executable, "-m", "portside", *args]
-    env = None
-    if user is not None:
-        cmd = [RUNUSER, "-u", user, "--", *nobody_python(), "-m", "portside", *args]
-        env = nobody_env()
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
+    """Run the installed `portside ARGS` as a real process, outside the checkout."""
+    return subprocess.run(portside_cmd(user) + list(args), capture_output=True, text=True,
+                          timeout=timeout, input=input,
                           stdin=None if input is not None else subprocess.DEVNULL,
-                          cwd=ROOT, env=env)
+                          cwd=installed().root, env=nobody_env() if user else None)
+
+
+def portside_cmd(user: str | None = None) -> list[str]:
+    """The installed console script, run as `user` when given."""
+    exe = str(installed().portside)
+    return [RUNUSER, "-u", user, "--", exe] if user is not None else [exe]
 
 
 def list_json(*args: str, user: str | None = None) -> list[dict[str, Any]]:
@@ -157,39 +160,91 @@ def alive(pid: int) -> bool:
         return False
 
 
-# Running as an ordinary user ------------------------------------------------------------
+# What a user installs ---------------------------------------------------------------
 
-_NOBODY_PY: list[str] | None = None
+
+@dataclass(frozen=True)
+class Installed:
+    """portside built as a wheel and installed into a fresh virtualenv, outside the checkout.
+
+    The directory is world-readable, so the user nobody runs the same install (whatever
+    the permissions of the checkout).
+    """
+
+    root: Path
+    python: Path
+    portside: Path
+    child: Path  # a copy of tests/child.py that nobody may read
+
+
+_INSTALLED: Installed | None = None
+
+
+def system_python() -> str:
+    """The machine's own interpreter of our version (what a user makes a venv with)."""
+    want = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    for exe in (f"/usr/bin/{want}", f"/usr/local/bin/{want}", shutil.which(want) or "",
+                getattr(sys, "_base_executable", "") or sys.executable):
+        if exe and os.access(exe, os.X_OK):
+            return exe
+    return sys.executable
+
+
+def installed() -> Installed:
+    """Build the wheel and install it, once per test session."""
+    global _INSTALLED
+    if _INSTALLED is not None:
+        return _INSTALLED
+    root = Path(tempfile.mkdtemp(prefix="portside-installed-"))
+    root.chmod(0o755)
+    wheels = root / "wheels"
+    venv = root / "venv"
+    py = system_python()
+    # From a clean copy of the sources: an in-tree build would reuse a stale build/ and
+    # ship files a fresh clone's wheel does not have.
+    src = root / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+        ".hypothesis", "screenshots", "__snapshots__", "bench"))
+    subprocess.run([py, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(src)],
+                   check=True, timeout=600, capture_output=True)
+    shutil.rmtree(src)
+    wheel = next(wheels.glob("portside-*.whl"))
+    subprocess.run([py, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "--disable-pip-version-check", str(wheel)],
+                   check=True, timeout=600, capture_output=True)
+    child = root / "child.py"
+    shutil.copyfile(CHILD, child)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+    _INSTALLED = Installed(root, venv / "bin" / "python", venv / "bin" / "portside", child)
+    return _INSTALLED
+
+
+def remove_installed() -> None:
+    """Remove the session's install (pytest_sessionfinish)."""
+    if _INSTALLED is not None:
+        shutil.rmtree(_INSTALLED.root, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    remove_installed()
+
+
+# Running as an ordinary user ------------------------------------------------------------
 
 
 def nobody_python() -> list[str]:
-    """An interpreter the user nobody may execute, with the same version as ours."""
-    global _NOBODY_PY
-    if _NOBODY_PY is not None:
-        return _NOBODY_PY
-    want = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    candidates = [sys.executable, os.path.realpath(sys.executable),
-                  shutil.which(f"python{want}") or "", f"/usr/bin/python{want}",
-                  f"/usr/local/bin/python{want}"]
-    for exe in candidates:
-        if not exe or not os.path.exists(exe):
-            continue
-        res = subprocess.run(
-            [RUNUSER, "-u", "nobody", "--", exe, "-c",
-             "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=30, env=nobody_env(),
-        )
-        if res.returncode == 0 and res.stdout.strip() == want:
-            _NOBODY_PY = [exe]
-            return _NOBODY_PY
-    pytest.skip(f"no Python {want} that the user nobody may run")
+    """The installed interpreter, which the user nobody may run (skip only without root)."""
+    require_root()
+    return [str(installed().python)]
 
 
 def nobody_env() -> dict[str, str]:
-    """The environment for nobody: our package and its dependencies on the path."""
-    paths = [str(ROOT / "app"), *site.getsitepackages()]
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(paths),
-            "HOME": "/tmp", "LANG": "C.UTF-8"}
+    """A plain environment for nobody: no PYTHONPATH into the checkout."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 
 
 def require_root() -> None:
@@ -204,3 +259,89 @@ def terminate(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+# A real terminal ------------------------------------------------------------------------
+
+
+class Tmux:
+    """One program in a detached tmux session on a private server; ended by its PID."""
+
+    def __init__(self, cmd: list[str], cwd: Path, size: tuple[int, int] = (120, 40),
+                 env: dict[str, str] | None = None) -> None:
+        if shutil.which("tmux") is None:
+            raise AssertionError("tmux is not installed (make test installs it)")
+        self.socket = f"portside-test-{os.getpid()}-{id(self)}"
+        self.exit_file = Path(tempfile.mkstemp(prefix="portside-exit-")[1])
+        self.exit_file.unlink()
+        script = " ".join(shlex.quote(c) for c in cmd)
+        shell = f"{script}; echo $? > {shlex.quote(str(self.exit_file))}"
+        full_env = {**os.environ, "TERM": "xterm-256color", **(env or {})}
+        full_env.pop("TMUX", None)
+        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d",
+                        "-x", str(size[0]), "-y", str(size[1]), "-c", str(cwd), shell],
+                       check=True, env=full_env, timeout=30)
+        subprocess.run(["tmux", "-L", self.socket, "set-option", "-g", "remain-on-exit", "on"],
+                       timeout=30, capture_output=True)
+        out = self._tmux("display-message", "-p", "#{pane_pid}")
+        self.pid = int(out.strip())
+
+    def _tmux(self, *args: str) -> str:
+        res = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+                             text=True, timeout=30)
+        return res.stdout
+
+    def screen(self) -> str:
+        """The pane's text now."""
+        return self._tmux("capture-pane", "-p", "-t", "0")
+
+    def history(self) -> str:
+        """Everything the pane printed, scrollback included, wrapped lines joined."""
+        return self._tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "0")
+
+    def send(self, *keys: str, literal: bool = False) -> None:
+        """tmux send-keys: all of them in one write to the terminal."""
+        self._tmux("send-keys", "-t", "0", *(["-l"] if literal else []), *keys)
+
+    def wait_text(self, text: str, timeout: float = 20.0) -> str:
+        """Poll the screen until it shows `text`; fail with the screen at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not on screen after {timeout}s:\n{screen}")
+            time.sleep(0.1)
+
+    def exit_code(self, timeout: float = 20.0) -> int:
+        """Wait for the program to end; its exit code."""
+        wait_for(self.exit_file.exists, timeout)
+        wait_for(lambda: self.exit_file.read_text().strip(), timeout)
+        return int(self.exit_file.read_text().strip())
+
+    def close(self) -> None:
+        """End the program (by the pane's PID and its children) and the tmux server."""
+        try:
+            for child in psutil.Process(self.pid).children(recursive=True):
+                child.kill()
+        except psutil.Error:
+            pass
+        self._tmux("kill-server")
+        self.exit_file.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Callable[..., Tmux]]:
+    made: list[Tmux] = []
+
+    def start(cmd: list[str], cwd: Path | None = None, **kw: Any) -> Tmux:
+        t = Tmux(cmd, cwd or installed().root, **kw)
+        made.append(t)
+        return t
+
+    try:
+        yield start
+    finally:
+        for t in made:
+            t.close()

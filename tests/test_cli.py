@@ -10,7 +10,17 @@ import time
 
 import pytest
 
-from conftest import ROOT, Spawner, alive, list_json, make_time_wait, run_cli, wait_for
+from conftest import (
+    ROOT,
+    Spawner,
+    alive,
+    installed,
+    list_json,
+    make_time_wait,
+    portside_cmd,
+    run_cli,
+    wait_for,
+)
 from portside.system.probe import is_ipv6_available
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
@@ -175,9 +185,9 @@ def test_kill_without_terminal_or_yes_refuses(spawn: Spawner) -> None:
 def _kill_on_a_terminal(port: int, answer: bytes) -> tuple[int, str]:
     master, slave = os.openpty()
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "portside", "kill", f":{port}"],
+        proc = subprocess.Popen([*portside_cmd(), "kill", f":{port}"],
                                 stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                cwd=ROOT)
+                                cwd=installed().root)
         os.write(master, answer)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -245,8 +255,8 @@ def test_wait_free_and_listening(spawn: Spawner) -> None:
     res = run_cli("wait", f":{held.port}", "--free", "--timeout", "0.3")
     assert res.returncode == 1 and "timed out" in res.stderr
     assert run_cli("wait", f":{held.port}", "--listening", "--timeout", "5").returncode == 0
-    waiter = subprocess.Popen([sys.executable, "-m", "portside", "wait", f":{held.port}",
-                               "--free", "--timeout", "30"], cwd=ROOT,
+    waiter = subprocess.Popen([*portside_cmd(), "wait", f":{held.port}",
+                               "--free", "--timeout", "30"], cwd=installed().root,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.monotonic()

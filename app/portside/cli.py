@@ -25,7 +25,7 @@ from .model import LISTEN, TIME_WAIT, Snapshot, Socket
 from .query import SYNTAX_HELP, QueryError, parse
 from .report import diagnosis_lines
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH, EXIT_INTERNAL = 0, 1, 2, 3, 70
 COMMANDS = ("list", "why", "kill", "wait")
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "HUP": signal.SIGHUP,
            "KILL": signal.SIGKILL}
@@ -541,8 +541,12 @@ def _dashboard(args: argparse.Namespace, err: TextIO) -> int:
         return EXIT_USAGE
     app = PortsideApp(LiveBackend(), query=list(args.query), interval=args.interval,
                       watch=args.watch)
-    result = app.run()
-    return int(result or 0)
+    app.run()
+    if app.crash is not None:
+        err.write(f"portside: the dashboard stopped on an error: {safe_text(app.crash)}\n"
+                  "(PORTSIDE_DEBUG=1 shows the traceback; please report it)\n")
+        return EXIT_INTERNAL
+    return app.return_code or EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -570,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: a message, never a traceback
         sys.stderr.write(f"portside: internal error: {type(exc).__name__}: {exc}\n"
                          "please report this with the command you ran\n")
-        return 70
+        return EXIT_INTERNAL
 
 
 def entry() -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import threading
 import time
@@ -149,6 +150,15 @@ class PortsideApp(App[int]):
         self._details_shown = ""
         self._banner_shown: str | None = None
         self._bindings_state: tuple[bool | None, ...] = ()
+        self.crash: str | None = None  # why the dashboard stopped on an error, if it did
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Keep the error for a one-line message; the traceback only with PORTSIDE_DEBUG."""
+        if self.crash is None:
+            self.crash = f"{type(error).__name__}: {error}"
+        super()._handle_exception(error)
+        if not os.environ.get("PORTSIDE_DEBUG"):
+            self._exit_renderables.clear()
 
     # Layout -----------------------------------------------------------------------------
 
