@@ -2,12 +2,14 @@
 
 Options: --host ADDR, --port N, --udp, --fork (a child inherits the socket),
 --ignore-term (survives SIGTERM), --close-in-parent (the parent drops its copy after
-forking, like a supervisor handing the socket to a worker).
+forking, like a supervisor handing the socket to a worker), --name NAME (the process
+calls itself NAME, as `exec -a NAME` plus prctl(PR_SET_NAME) would: hostile names for tests).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -25,7 +27,10 @@ def main() -> None:
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--close-in-parent", action="store_true")
     p.add_argument("--lifetime", type=float, default=120.0)
+    p.add_argument("--name")
     a = p.parse_args()
+    if a.name is not None:
+        _rename(a.name)
     if a.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
@@ -47,6 +52,16 @@ def main() -> None:
     sys.stdout.write(json.dumps({"port": port, "pid": os.getpid(), "child": child}) + "\n")
     sys.stdout.flush()
     _idle(a.lifetime)
+
+
+def _rename(name: str) -> None:
+    """argv[0] becomes NAME (re-exec once), and the kernel's 15-byte comm its start."""
+    if os.environ.get("PORTSIDE_CHILD_NAMED") != name:
+        os.environ["PORTSIDE_CHILD_NAMED"] = name
+        os.execv(sys.executable, [name, os.path.abspath(__file__), *sys.argv[1:]])
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(15, name.encode()[:15], 0, 0, 0) != 0:  # PR_SET_NAME
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
 
 
 def _idle(lifetime: float) -> None:

@@ -223,6 +223,12 @@ def installed() -> Installed:
     return _INSTALLED
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _install_first() -> Installed:
+    """Build and install before the first test: tests that time things must not wait."""
+    return installed()
+
+
 def remove_installed() -> None:
     """Remove the session's install (pytest_sessionfinish)."""
     if _INSTALLED is not None:
@@ -282,6 +288,9 @@ class Tmux:
                         "-x", str(size[0]), "-y", str(size[1]), "-c", str(cwd), shell],
                        check=True, env=full_env, timeout=30)
         subprocess.run(["tmux", "-L", self.socket, "set-option", "-g", "remain-on-exit", "on"],
+                       timeout=30, capture_output=True)
+        # Escape reaches the program at once, not glued to the next keys as Alt+key.
+        subprocess.run(["tmux", "-L", self.socket, "set-option", "-sg", "escape-time", "0"],
                        timeout=30, capture_output=True)
         out = self._tmux("display-message", "-p", "#{pane_pid}")
         self.pid = int(out.strip())

@@ -13,7 +13,9 @@ from textual.pilot import Pilot
 
 from portside.demo import DEMO_MONOTONIC, DemoBackend, demo_snapshot
 from portside.ui.app import PortsideApp
+from portside.ui.dialogs import ActionScreen
 from portside.ui.table import SocketTable
+from test_ui import until
 
 SnapCompare = Callable[..., bool]
 
@@ -34,6 +36,9 @@ def feed(*keys: str, port: int | None = None) -> Callable[[Pilot[Any]], Any]:
         if keys:
             await pilot.press(*keys)
         await pilot.pause()
+        screen = a.screen
+        if isinstance(screen, ActionScreen):  # as it stays once armed
+            await until(pilot, lambda: screen.armed)
     return before
 
 

@@ -50,6 +50,11 @@ async def until(pilot: Pilot[int], predicate: Callable[[], object], timeout: flo
         await pilot.pause(0.05)
 
 
+async def arm(pilot: Pilot[int], screen: ActionScreen) -> None:
+    """Wait until the dialog accepts a confirmation (it ignores keys until then)."""
+    await until(pilot, lambda: screen.armed)
+
+
 def table(app: App[Any]) -> SocketTable:
     return app.query_one("#table", SocketTable)
 
@@ -100,7 +105,11 @@ def test_k_then_n_sends_nothing() -> None:
         assert not isinstance(app.screen, ActionScreen)
         await pilot.press("k", "escape")
         assert not isinstance(app.screen, ActionScreen)
-        await pilot.press("k", "enter")  # Enter presses the focused Cancel
+        await pilot.press("k")
+        screen = app.screen
+        assert isinstance(screen, ActionScreen)
+        await arm(pilot, screen)
+        await pilot.press("enter")  # Enter presses the focused Cancel
         assert not isinstance(app.screen, ActionScreen)
     drive(demo_app(backend), body)
     assert backend.sent == []
@@ -119,6 +128,7 @@ def test_t_then_y_terminates_and_reports_the_port_freed() -> None:
         for expected in ("PID 2001", "node", "user alice", "started", "next dev -p 3000",
                          "held by 1 process"):
             assert expected in body_text
+        await arm(pilot, screen)
         await pilot.press("y")
         await until(pilot, lambda: screen.state == "done")
         assert "Port 3000 is free" in status_text(app, "#dialog-status")
@@ -133,13 +143,21 @@ def test_sigterm_ignored_then_sigkill_exactly_the_remaining_holders() -> None:
     async def body(pilot: Pilot[int]) -> None:
         app = pilot.app
         goto(app, 8080)  # gunicorn master ignores SIGTERM
-        await pilot.press("t", "y")
+        await pilot.press("t")
         screen = app.screen
         assert isinstance(screen, ActionScreen)
+        assert "3 processes hold this socket" in status_text(app, "#dialog-body")
+        await arm(pilot, screen)
+        await pilot.press("y")
         await until(pilot, lambda: screen.state == "done")
         assert "still held by PID 3100" in status_text(app, "#dialog-status")
-        # The master ignored SIGTERM, so its workers (never signalled) hold it too.
-        assert [t.pid for t in screen.remaining] == [3100, 3101, 3102]
+        # The master ignored SIGTERM: SIGKILL is offered to it alone. Its workers hold the
+        # socket too but got no signal: they are named, never offered SIGKILL.
+        assert [t.pid for t in screen.remaining] == [3100]
+        assert screen.result is not None and [t.pid for t in screen.result.more] == [3101, 3102]
+        await pilot.press("k")  # typed ahead of the outcome: ignored
+        assert backend.sent == [(3100, signal.SIGTERM)]
+        await arm(pilot, screen)
         await pilot.press("k")
         await until(pilot, lambda: screen.state == "done" and not screen.remaining)
         assert "Port 8080 is free" in status_text(app, "#dialog-status")
@@ -162,6 +180,9 @@ def test_target_is_frozen_when_the_dialog_opens() -> None:
         app.apply_snapshot(demo_snapshot(taken_at=demo_snapshot().taken_at + 2))
         await pilot.pause()
         assert table(app).current is not None
+        screen = app.screen
+        assert isinstance(screen, ActionScreen)
+        await arm(pilot, screen)
         await pilot.press("y")
         await until(pilot, lambda: backend.sent)
     drive(demo_app(backend), body)
@@ -253,8 +274,11 @@ def test_another_users_process_needs_its_pid_typed() -> None:
         await pilot.press("t")
         screen = app.screen
         assert isinstance(screen, ActionScreen) and screen.plan.typed_pid == 1500
-        await pilot.press("y")
+        assert screen.focused is screen.query_one("#typed-pid")  # the box has the focus
+        await arm(pilot, screen)
+        await pilot.press("y", "enter")  # y is not a digit: the box stays empty
         assert screen.state == "confirm" and "Type 1500" in status_text(app, "#dialog-status")
+        assert "you typed nothing" in status_text(app, "#dialog-status")
         await pilot.press(*"1499", "enter")
         assert screen.state == "confirm"
         screen.query_one("#typed-pid", Input).value = ""
@@ -505,6 +529,7 @@ def test_terminate_a_real_listener_through_the_ui(spawn: Spawner) -> None:
             screen = app.screen
             assert isinstance(screen, ActionScreen)
             assert screen.plan.targets[0].pid == held.pid
+            await arm(pilot, screen)
             if screen.plan.typed_pid is not None:  # e.g. run under sudo
                 await pilot.press("y", *str(held.pid), "enter")
             else:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .model import TIME_WAIT, Diagnosis, SignalResult, Snapshot, Socket, Target
+from .model import (
+    TIME_WAIT,
+    Diagnosis,
+    SignalResult,
+    Snapshot,
+    Socket,
+    Target,
+    holder_pids,
+    listeners_on,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +29,16 @@ class PortHolders:
     free: bool
     targets: tuple[Target, ...]  # the live holders, identities read now
     unknown: int  # sockets on the port whose holder cannot be seen
+    sockets: tuple[Socket, ...] = ()  # the listening sockets on the port, with their holders
+
+    @classmethod
+    def of(cls, port: int, snap: Snapshot) -> PortHolders:
+        """Who holds the port in this snapshot."""
+        socks = listeners_on(snap, port)
+        targets = tuple(Target.from_info(info) for info in
+                        (snap.process(p) for p in holder_pids(socks)) if info is not None)
+        return cls(port, not socks, targets, sum(1 for s in socks if not s.pids),
+                   tuple(socks))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ from .model import (
     Snapshot,
     Socket,
     Target,
-    holder_pids,
     listeners_on,
     make_processes,
 )
@@ -188,11 +187,7 @@ class DemoBackend:
 
     def holders(self, port: int) -> PortHolders:
         """Who holds the port in the demo now."""
-        snap = demo_snapshot(False, frozenset(self.gone))
-        socks = listeners_on(snap, port)
-        targets = tuple(Target.from_info(snap.processes[p]) for p in holder_pids(socks)
-                        if p in snap.processes)
-        return PortHolders(port, not socks, targets, sum(1 for s in socks if not s.pids))
+        return PortHolders.of(port, demo_snapshot(False, frozenset(self.gone)))
 
     def is_alive(self, target: Target) -> bool:
         """True until the demo process was ended."""

@@ -9,7 +9,7 @@ import threading
 import psutil
 
 from ..backend import Identity, PortHolders
-from ..model import Diagnosis, SignalResult, Snapshot, Target, holder_pids, listeners_on
+from ..model import Diagnosis, SignalResult, Snapshot, Target
 from . import control
 from .probe import diagnose
 from .procinfo import current_user
@@ -52,12 +52,7 @@ class LiveBackend:
         """Who holds the port now, with identities read now."""
         with self._control_lock:
             snap = self._control.sample()
-        socks = listeners_on(snap, port)
-        targets = tuple(
-            Target.from_info(info)
-            for info in (snap.process(p) for p in holder_pids(socks)) if info is not None
-        )
-        return PortHolders(port, not socks, targets, sum(1 for s in socks if not s.pids))
+        return PortHolders.of(port, snap)
 
     def is_alive(self, target: Target) -> bool:
         """True while the target still runs."""

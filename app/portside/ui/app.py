@@ -18,11 +18,13 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from ..actions import ActionPlan, addr_of
 from ..backend import Backend, refusal, socket_refusal
 from ..fmt import format_duration, format_endpoint, join_cmdline, safe_text
 from ..model import TIME_WAIT, Diagnosis, Snapshot, Target
@@ -30,7 +32,7 @@ from ..query import SORT_COLUMNS, Query, QueryError, parse
 from ..report import diagnosis_lines
 from ..view import Row, RowKey, TableModel, port_holders, row_keys, watch_events
 from .details import details_text
-from .dialogs import ActionPlan, ActionScreen, TextScreen, help_text
+from .dialogs import ActionScreen, TextScreen, help_text
 from .table import SocketTable
 
 MIN_WIDTH, MIN_HEIGHT = 60, 12  # below this the "too small" notice is shown
@@ -121,8 +123,10 @@ class PortsideApp(App[int]):
     CSS_PATH = Path(__file__).with_name("portside.tcss")
     TITLE = "portside"
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        # `/` is a priority binding: it takes the focus as the App reads the key, before
+        # the keys queued behind it are handed out (bubbling would get it there too late).
         Binding(key, action, label, show=action in SHOWN, tooltip=desc, id=action,
-                key_display=KEY_LABELS.get(key))
+                key_display=KEY_LABELS.get(key), priority=action == "filter")
         for key, action, label, desc in ACTIONS
     ]
     BINDINGS.append(Binding("space", "pause", "Pause", show=False))
@@ -151,6 +155,12 @@ class PortsideApp(App[int]):
         self._banner_shown: str | None = None
         self._bindings_state: tuple[bool | None, ...] = ()
         self.crash: str | None = None  # why the dashboard stopped on an error, if it did
+        self.too_small = False  # the "too small" notice hides the table: no row actions
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast, as plain text: toasts carry process names, which are never markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def _handle_exception(self, error: Exception) -> None:
         """Keep the error for a one-line message; the traceback only with PORTSIDE_DEBUG."""
@@ -174,7 +184,7 @@ class PortsideApp(App[int]):
             with Container(id="details"):
                 yield Static("", id="details-body")
         yield Static("Terminal too small for portside.\nEnlarge it, or press q to quit.",
-                     id="too-small")
+                     id="too-small", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -200,7 +210,10 @@ class PortsideApp(App[int]):
 
     def _layout(self, width: int, height: int) -> None:
         small = width < MIN_WIDTH or height < MIN_HEIGHT
-        self.screen.set_class(small, "too-small")
+        self.too_small = small
+        # The main screen, even while a dialog is on top of it.
+        self.screen_stack[0].set_class(small, "too-small")
+        self._sync_bindings()
         self.query_one("#main").set_class(width >= WIDE, "wide")
 
     # Sampling ---------------------------------------------------------------------------
@@ -359,7 +372,7 @@ class PortsideApp(App[int]):
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
-        self.query_one("#table", SocketTable).focus()
+        self.screen.set_focus(self.query_one("#table", SocketTable))
 
     def on_key(self, event: Any) -> None:
         """Esc in the filter clears it and returns to the table."""
@@ -371,8 +384,10 @@ class PortsideApp(App[int]):
             event.stop()
 
     def action_filter(self) -> None:
-        """Focus the filter box."""
-        self.query_one("#filter", Input).focus()
+        """Focus the filter box now: every key typed after / goes to it, however fast."""
+        # Widget.focus() defers the change, so keys already queued behind / would still
+        # reach the table's bindings (a pasted "/ky" opened the kill dialog).
+        self.screen.set_focus(self.query_one("#filter", Input))
 
     # Details ----------------------------------------------------------------------------
 
@@ -468,6 +483,8 @@ class PortsideApp(App[int]):
         snap = self.model.snapshot
         if row is None or snap is None:
             return "no row is highlighted"
+        if self.too_small and action not in ("watch", "probe"):
+            return "the terminal is too small to show the highlighted row: enlarge it"
         sock = row.sock
         if action in ("terminate", "kill", "free"):
             why = socket_refusal(sock, snap.gaps.is_root)
@@ -507,7 +524,13 @@ class PortsideApp(App[int]):
         """Unavailable actions are dimmed in the footer (None), not hidden."""
         if action in ROW_ACTIONS:
             return None if self.unavailable(action) else True
+        if action == "filter":
+            # Typed in the box (or behind a dialog), `/` is just a character.
+            return self.screen is self.screen_stack[0] and not self._filter_box().has_focus
         return True
+
+    def _filter_box(self) -> Input:
+        return self.screen_stack[0].query_one("#filter", Input)
 
     def _explain(self, action: str) -> None:
         why = self.unavailable(action)
@@ -534,21 +557,27 @@ class PortsideApp(App[int]):
         if row is None or snap is None or self.unavailable(action):
             return None
         sock = row.sock
-        pids = sock.pids if action == "free" else (sock.pid,)
-        targets = tuple(Target.from_info(p) for p in (snap.process(pid) for pid in pids)
-                        if p is not None)
-        ident = self.backend.identity
-        typed = None
-        # Another user's process (or root's, when a person runs us through sudo) must be
-        # confirmed by typing its PID; one's own processes need only `y`.
-        for t in targets:
-            if t.username != ident.operator:
-                typed = t.pid
-                break
+
+        def targets(pids: tuple[int, ...]) -> tuple[Target, ...]:
+            return tuple(Target.from_info(p) for p in (snap.process(pid) for pid in pids)
+                         if p is not None)
+
+        if action == "free":
+            # Every listening socket on the port, with every holder of each.
+            socks = [s for s in snap.sockets if s.lport == sock.lport and s.is_listening]
+            holders = targets(tuple(sorted({p for s in socks for p in s.pids})))
+            chosen, addrs = holders, tuple(sorted({addr_of(s) for s in socks}))
+        else:
+            holders = targets(sock.pids)
+            chosen, addrs = targets((sock.pid,) if sock.pid is not None else ()), \
+                (addr_of(sock),)
         port = sock.lport if sock.is_listening else None
         label = f"{sock.proto_label} {format_endpoint(sock.laddr, sock.lport)} {sock.state}"
         sig = signal.SIGKILL if action == "kill" else signal.SIGTERM
-        return ActionPlan(action, sig, targets, port, label, len(sock.pids), typed, self.grace)
+        # Another user's process (or root's, when a person runs us through sudo) must be
+        # confirmed by typing its PID; one's own processes need only `y`.
+        return ActionPlan(action, sig, chosen, holders, port, addrs, label,
+                          self.backend.identity.operator, self.grace)
 
     def _act(self, action: str) -> None:
         plan = self.plan(action)

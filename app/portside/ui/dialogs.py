@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -15,35 +14,39 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from ..actions import ActionPlan, Outcome, addr_of, judge, pid_list
 from ..backend import Backend, PortHolders
 from ..fmt import format_duration, join_cmdline, safe_text
-from ..model import DENIED, GONE, REFUSED, SENT, SignalResult, Target
+from ..model import SENT, SignalResult, Target
 from ..query import SYNTAX_HELP
 
 POLL = 0.1  # seconds between checks while waiting for a port to be freed
+# A confirmation takes y, Enter or a click only once it has been on screen this long: keys
+# typed ahead (or pasted) before the dialog was seen must never confirm it.
+ARM_SECONDS = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class ActionPlan:
-    """What the user is asked to confirm, frozen when the dialog opens."""
+class ArmedInput(Input):
+    """An Input that drops every key and paste while its dialog is not armed."""
 
-    kind: str  # "terminate", "kill" or "free"
-    sig: int
-    targets: tuple[Target, ...]
-    port: int | None  # success is this port being free; None: the targets exiting
-    socket: str  # the socket the action came from, as shown to the user
-    holders: int  # how many processes hold that socket
-    typed_pid: int | None = None  # the PID the user must type (another user's / root's)
-    grace: float = 5.0
+    def _armed(self) -> bool:
+        return bool(getattr(self.screen, "armed", True))
 
-    @property
-    def title(self) -> str:
-        """The dialog's question."""
-        if self.kind == "free":
-            return f"Free port {self.port}: SIGTERM every holder ({len(self.targets)})?"
-        t = self.targets[0]
-        verb = "Kill (SIGKILL)" if self.sig == signal.SIGKILL else "Terminate (SIGTERM)"
-        return f"{verb} {safe_text(t.name)}, PID {t.pid}?"
+    async def _on_key(self, event: events.Key) -> None:
+        if not self._armed() and event.key not in ("escape", "tab", "shift+tab"):
+            event.stop()
+            event.prevent_default()
+            self.screen.post_message(ActionScreen.Dropped(event.key))
+            return
+        await super()._on_key(event)
+
+    def _on_paste(self, event: events.Paste) -> None:
+        if not self._armed():
+            event.stop()
+            event.prevent_default()
+            self.screen.post_message(ActionScreen.Dropped("paste"))
+            return
+        super()._on_paste(event)
 
 
 def describe_target(t: Target) -> Text:
@@ -57,11 +60,32 @@ def describe_target(t: Target) -> Text:
     return text
 
 
+def plan_body(plan: ActionPlan) -> Text:
+    """The dialog's body: the socket, every target, and what signalling them will not do."""
+    kill = plan.sig == signal.SIGKILL
+    body = Text()
+    body.append(f"socket  {plan.socket}  ")
+    body.append(f"held by {len(plan.holders)} process(es)\n\n")
+    for t in plan.targets:
+        body.append_text(describe_target(t))
+    others = plan.others
+    if others:
+        body.append(f"\n{len(plan.holders)} processes hold this socket: signalling "
+                    f"{'it' if len(plan.targets) == 1 else 'these'} alone will not free the "
+                    f"port, PID {pid_list(others)} keep{'s' if len(others) == 1 else ''} it. "
+                    f"Press a to signal all {len(plan.holders)}.\n", "bold")
+    if kill:
+        body.append("\nSIGKILL cannot be caught: the process gets no chance to clean "
+                    "up (unsaved data, temp files, child processes).\n", "bold")
+    return body
+
+
 class ActionScreen(ModalScreen[None]):
     """Confirm, signal, count down until the port is free, then report (and offer SIGKILL)."""
 
     BINDINGS = [
         Binding("y", "confirm", "Confirm", show=False),
+        Binding("a", "all_holders", "Every holder", show=False),
         Binding("n,escape", "cancel", "Cancel", show=False),
         Binding("k", "escalate", "SIGKILL", show=False),
     ]
@@ -73,6 +97,13 @@ class ActionScreen(ModalScreen[None]):
             super().__init__()
             self.left = left
             self.what = what
+
+    class Dropped(Message):
+        """A key or paste arrived before the dialog was armed, and was ignored."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
 
     class Done(Message):
         """The action finished: what was sent and who still holds the port."""
@@ -89,55 +120,106 @@ class ActionScreen(ModalScreen[None]):
         self.plan = plan
         self.backend = backend
         self.state = "confirm"  # confirm -> running -> done
-        self.remaining: tuple[Target, ...] = ()  # offered SIGKILL after a failed SIGTERM
+        self.result: Outcome | None = None
         self.outcome = ""
+        self.outcome_text = ""
+        self.armed = False  # confirmations are ignored until the dialog has been seen
+        self.arm_seconds = ARM_SECONDS
+        self._arming = 0  # which arming period is running (a newer one replaces it)
+        self._dropped = 0
+
+    @property
+    def remaining(self) -> tuple[Target, ...]:
+        """The processes SIGKILL is offered to: they got SIGTERM and still hold the port."""
+        return self.result.escalate if self.result is not None else ()
 
     def compose(self) -> ComposeResult:
         plan = self.plan
         kill = plan.sig == signal.SIGKILL
         with Vertical(id="dialog", classes="danger" if kill else ""):
-            yield Static(plan.title, id="dialog-title")
-            body = Text()
-            body.append(f"socket  {plan.socket}  ")
-            body.append(f"held by {plan.holders} process(es)\n\n")
-            for t in plan.targets:
-                body.append_text(describe_target(t))
-            if kill:
-                body.append("\nSIGKILL cannot be caught: the process gets no chance to clean "
-                            "up (unsaved data, temp files, child processes).\n", "bold")
+            yield Static(Text(plan.title), id="dialog-title")
             with VerticalScroll(id="dialog-scroll"):
-                yield Static(body, id="dialog-body")
+                yield Static(plan_body(plan), id="dialog-body")
             if plan.typed_pid is not None:
-                yield Static(f"This process belongs to {self._owner()}: type its PID "
-                             f"({plan.typed_pid}) to confirm.", id="typed-label")
-                yield Input(placeholder="PID", id="typed-pid", restrict=r"[0-9]*",
-                            max_length=10)
+                yield Static(Text(f"This process belongs to {self._owner()}: type its PID "
+                                  f"({plan.typed_pid}) to confirm."), id="typed-label")
+                yield ArmedInput(placeholder="PID", id="typed-pid", restrict=r"[0-9]*",
+                                 max_length=10)
             yield Static("", id="dialog-status")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel (n)", id="cancel", variant="primary")
                 label = "SIGKILL (y)" if kill else ("Free port (y)" if plan.kind == "free"
                                                     else "SIGTERM (y)")
                 yield Button(label, id="confirm", variant="error" if kill else "warning")
-                yield Button("SIGKILL the rest (k)", id="escalate", variant="error")
+                yield Button(f"All {len(plan.holders)} holders (a)", id="all-holders",
+                             variant="warning")
+                yield Button("SIGKILL them (k)", id="escalate", variant="error")
+                yield Button("Signal the others (a)", id="more", variant="warning")
 
     def _owner(self) -> str:
-        users = {t.username or "?" for t in self.plan.targets}
+        users = {safe_text(t.username or "?") for t in self.plan.targets}
         return ", ".join(sorted(users))
 
     def on_mount(self) -> None:
-        """Cancel has the focus: Enter alone never signals anything."""
+        """Cancel (or the PID box) has the focus; nothing is accepted until armed."""
         self.query_one("#escalate").display = False
-        self.query_one("#cancel", Button).focus()
+        self.query_one("#more").display = False
+        self.query_one("#all-holders").display = bool(self.plan.others)
+        if self.plan.typed_pid is not None:
+            self.set_focus(self.query_one("#typed-pid", Input))
+        else:
+            self.set_focus(self.query_one("#cancel", Button))
+        self._arm("confirm")
+
+    def _arm(self, what: str) -> None:
+        """Ignore confirmations until this dialog has been on screen for arm_seconds."""
+        self.armed = False
+        self._arming += 1
+        arming = self._arming
+        self._dropped = 0
+        first = self.outcome_text + "\n" if what == "escalate" else ""
+        self._status(f"{first}Read this first: keys are ignored for {self.arm_seconds:g}s.",
+                     "error" if what == "escalate" else "")
+
+        def start() -> None:  # after the dialog's first paint
+            self.set_timer(self.arm_seconds, lambda: self._armed_now(arming, what))
+
+        self.call_after_refresh(start)
+
+    def _armed_now(self, arming: int, what: str) -> None:
+        if arming != self._arming:
+            return
+        self.armed = True
+        if what == "confirm":
+            how = ("type the PID, then Enter" if self.plan.typed_pid is not None
+                   else "press y")
+            self._status(f"Ready: {how} to confirm; n or Esc cancels.", "")
+        else:
+            self._status(self.outcome_text, "error")
+
+    def on_action_screen_dropped(self, message: Dropped) -> None:
+        """Say that an early key was ignored."""
+        self._dropped += 1
+        key = "a paste" if message.key == "paste" else f"'{message.key}'"
+        self._status(f"Ignored {key}: pressed before this dialog was shown. Read it, then "
+                     "confirm again.", "warning")
 
     # Buttons and keys -------------------------------------------------------------------
 
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
-        self.action_cancel()
+        # n and Esc always cancel; an Enter typed ahead onto the focused button is dropped
+        # like any other early key (the user has not read the dialog yet).
+        if self.state != "confirm" or self._accepts("enter"):
+            self.action_cancel()
 
     @on(Button.Pressed, "#confirm")
     def _confirm_pressed(self) -> None:
         self.action_confirm()
+
+    @on(Button.Pressed, "#all-holders, #more")
+    def _all_pressed(self) -> None:
+        self.action_all_holders()
 
     @on(Button.Pressed, "#escalate")
     def _escalate_pressed(self) -> None:
@@ -153,25 +235,47 @@ class ActionScreen(ModalScreen[None]):
             self.app.notify("Cancelled: nothing was sent.", timeout=3)
         self.dismiss(None)
 
+    def _accepts(self, key: str) -> bool:
+        if not self.armed:
+            self.post_message(self.Dropped(key))
+        return self.armed
+
     def action_confirm(self) -> None:
         """Send the planned signal to exactly the frozen targets."""
-        if self.state == "done" and not self.remaining:
+        if self.state == "done" and not self.remaining and not self._more():
             self.dismiss(None)
             return
-        if self.state != "confirm":
+        if self.state != "confirm" or not self._accepts("y"):
             return
         if self.plan.typed_pid is not None:
             typed = self.query_one("#typed-pid", Input).value.strip()
             if typed != str(self.plan.typed_pid):
                 self._status(f"Type {self.plan.typed_pid} to confirm (you typed "
                              f"{typed or 'nothing'}).", "error")
-                self.query_one("#typed-pid", Input).focus()
+                self.set_focus(self.query_one("#typed-pid", Input))
                 return
         self._start(self.plan.targets, self.plan.sig, self.plan.grace)
 
+    def action_all_holders(self) -> None:
+        """Before: widen the action to every holder. After: a new dialog for the others."""
+        if self.state == "confirm" and self.plan.others:
+            if not self._accepts("a"):
+                return
+            self.dismiss(None)
+            self.app.push_screen(ActionScreen(self.plan.every_holder(), self.backend))
+        elif self.state == "done" and self._more():
+            if not self._accepts("a"):
+                return
+            self.dismiss(None)
+            self.app.push_screen(ActionScreen(self.plan.follow_up(self._more()),
+                                              self.backend))
+
+    def _more(self) -> tuple[Target, ...]:
+        return self.result.more if self.result is not None else ()
+
     def action_escalate(self) -> None:
-        """SIGKILL exactly the holders still there after SIGTERM."""
-        if self.state != "done" or not self.remaining:
+        """SIGKILL exactly the processes this action sent SIGTERM that still hold it."""
+        if self.state != "done" or not self.remaining or not self._accepts("k"):
             return
         self._start(self.remaining, signal.SIGKILL, 2.0)
 
@@ -179,15 +283,15 @@ class ActionScreen(ModalScreen[None]):
 
     def _start(self, targets: tuple[Target, ...], sig: int, grace: float) -> None:
         self.state = "running"
-        self.remaining = ()
-        self.query_one("#confirm").display = False
-        self.query_one("#escalate").display = False
+        self.result = None
+        for button in ("#confirm", "#escalate", "#all-holders", "#more"):
+            self.query_one(button).display = False
         if self.plan.typed_pid is not None:
             self.query_one("#typed-pid").display = False
         self.query_one("#cancel", Button).label = "Close (esc)"
-        self.query_one("#cancel", Button).focus()
+        self.set_focus(self.query_one("#cancel", Button))
         name = signal.Signals(sig).name
-        self._status(f"Sending {name} to PID {', '.join(str(t.pid) for t in targets)}…", "")
+        self._status(f"Sending {name} to PID {pid_list(targets)}…", "")
         self.run_worker(lambda: self._act(targets, sig, grace), thread=True, exclusive=True,
                         group="action", exit_on_error=False)
 
@@ -199,10 +303,11 @@ class ActionScreen(ModalScreen[None]):
         deadline = time.monotonic() + grace
         holders: PortHolders | None = None
         alive: list[Target] = []
+        wanted = set(self.plan.sockets)
         while True:
             if port is not None:
                 holders = self.backend.holders(port)
-                done = holders.free
+                done = not any(addr_of(s) in wanted for s in holders.sockets)
             else:
                 alive = [t for t in targets if self.backend.is_alive(t)]
                 done = not alive
@@ -219,63 +324,25 @@ class ActionScreen(ModalScreen[None]):
             self._status(f"Waiting for {message.what}: {message.left:4.1f}s left", "")
 
     def on_action_screen_done(self, message: Done) -> None:
-        """Report the outcome; offer SIGKILL for exactly the remaining holders."""
+        """Report the outcome; offer SIGKILL only to the processes that got SIGTERM."""
         self.state = "done"
-        lines, severity, remaining = outcome(self.plan, message)
-        self.remaining = remaining
-        self.outcome = " ".join(lines)
-        self._status("\n".join(lines), severity)
-        if remaining:
-            self.query_one("#escalate").display = True
-        self.app.notify(self.outcome, severity="information" if severity == "success"
-                        else "warning" if severity == "warning" else "error", timeout=8)
+        result = judge(self.plan, message.results, message.holders, message.alive)
+        self.result = result
+        self.outcome = " ".join(result.lines)
+        self.outcome_text = "\n".join(result.lines)
+        self._status(self.outcome_text, result.severity)
+        self.query_one("#escalate").display = bool(result.escalate)
+        self.query_one("#more").display = bool(result.more)
+        if result.escalate or result.more:
+            self._arm("escalate")  # a follow-up is a confirmation too: not by a key typed ahead
+        self.app.notify(self.outcome, severity="information" if result.severity == "success"
+                        else "warning" if result.severity == "warning" else "error",
+                        timeout=8)
 
     def _status(self, text: str, severity: str) -> None:
         status = self.query_one("#dialog-status", Static)
         status.update(Text(text))
         status.set_classes(severity)
-
-
-def outcome(plan: ActionPlan, done: ActionScreen.Done
-            ) -> tuple[list[str], str, tuple[Target, ...]]:
-    """(lines, severity, holders to offer SIGKILL) for a finished action."""
-    lines: list[str] = []
-    sent = [r for r in done.results if r.outcome == SENT]
-    for r in done.results:
-        if r.outcome == DENIED:
-            lines.append(f"PID {r.target.pid}: permission denied: it belongs to another user. "
-                         "Run portside with sudo to stop it.")
-        elif r.outcome == GONE:
-            lines.append(f"PID {r.target.pid}: already exited or PID reused: nothing sent.")
-        elif r.outcome == REFUSED:
-            lines.append(f"PID {r.target.pid}: refused: {r.message}.")
-    name = signal.Signals(done.results[0].signal).name if done.results else "signal"
-    if done.holders is not None:
-        h = done.holders
-        if h.free:
-            lines.insert(0, f"Port {h.port} is free." + (f" ({name} sent to "
-                         f"{', '.join(str(r.target.pid) for r in sent)})" if sent else ""))
-            return lines, "success" if not lines[1:] else "warning", ()
-        who = ", ".join(f"{t.pid} ({safe_text(t.name)})" for t in h.targets)
-        if h.unknown:
-            who = (who + ", " if who else "") + f"{h.unknown} socket(s) of unknown owner"
-        lines.insert(0, f"Port {h.port} is still held by PID {who}.")
-        can_kill = done.results and done.results[0].signal != signal.SIGKILL
-        remaining = tuple(h.targets) if can_kill and sent else ()
-        if remaining:
-            lines.append("Press k to SIGKILL exactly these, or Esc to leave them.")
-        return lines, "error", remaining
-    if not done.alive:
-        if sent:
-            lines.insert(0, f"PID {', '.join(str(r.target.pid) for r in sent)} exited.")
-        return lines, "success" if sent and len(lines) == 1 else "warning", ()
-    lines.insert(0, f"PID {', '.join(str(t.pid) for t in done.alive)} still running after "
-                    f"{name}.")
-    can_kill = done.results and done.results[0].signal != signal.SIGKILL
-    remaining = tuple(done.alive) if can_kill else ()
-    if remaining:
-        lines.append("Press k to SIGKILL it, or Esc to leave it.")
-    return lines, "error", remaining
 
 
 class TextScreen(ModalScreen[None]):
@@ -290,10 +357,10 @@ class TextScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="report"):
-            yield Static(self._title, id="report-title")
+            yield Static(Text(self._title), id="report-title")
             with VerticalScroll(id="report-scroll"):
                 yield Static(self._body, id="report-body")
-            yield Static("esc to close", id="report-hint")
+            yield Static("esc to close", id="report-hint", markup=False)
 
     def action_close(self) -> None:
         """Close the report."""

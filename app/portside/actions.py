@@ -1,0 +1,159 @@
+"""What a confirmed action targets, and how its outcome is judged: no Textual, no psutil.
+
+The rule that keeps it safe: SIGKILL is only ever offered to processes this action already
+sent SIGTERM to and that still hold a targeted socket; any other holder (a worker that
+was never signalled, a process that took the port meanwhile) is named and needs a new
+confirmation.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from .backend import PortHolders
+from .fmt import safe_text
+from .model import DENIED, GONE, REFUSED, SENT, SignalResult, Socket, Target
+
+SocketAddr = tuple[str, str, int]
+"""(proto, local address, local port): a socket an action targets."""
+
+
+def addr_of(sock: Socket) -> SocketAddr:
+    """The address an action on this socket targets."""
+    return (sock.proto, sock.laddr, sock.lport)
+
+
+class ActionPlan(NamedTuple):
+    """What the user is asked to confirm, frozen when the dialog opens."""
+
+    kind: str  # "terminate", "kill" or "free"
+    sig: int
+    targets: tuple[Target, ...]  # what confirming signals
+    holders: tuple[Target, ...]  # every process holding the targeted sockets
+    port: int | None  # success is the targeted sockets gone; None: the targets exiting
+    sockets: tuple[SocketAddr, ...]  # the targeted sockets
+    socket: str  # the socket the action came from, as shown to the user
+    operator: str = ""  # whose processes need no typed PID
+    grace: float = 5.0
+
+    @property
+    def typed_pid(self) -> int | None:
+        """The PID the user must type: the first target that is not the operator's."""
+        for t in self.targets:
+            if t.username != self.operator:
+                return t.pid
+        return None
+
+    @property
+    def others(self) -> tuple[Target, ...]:
+        """Holders that confirming would not signal."""
+        chosen = {t.pid for t in self.targets}
+        return tuple(h for h in self.holders if h.pid not in chosen)
+
+    def every_holder(self) -> ActionPlan:
+        """The same action on every holder of the socket."""
+        return self._replace(targets=self.holders)
+
+    def follow_up(self, targets: tuple[Target, ...]) -> ActionPlan:
+        """A new plan (a new confirmation) for holders the first one did not signal."""
+        return self._replace(kind="terminate" if self.sig != signal.SIGKILL else "kill",
+                             targets=targets)
+
+    @property
+    def title(self) -> str:
+        """The dialog's question (plain text: names are never markup)."""
+        if self.kind == "free":
+            return f"Free port {self.port}: SIGTERM every holder ({len(self.targets)})?"
+        verb = "Kill (SIGKILL)" if self.sig == signal.SIGKILL else "Terminate (SIGTERM)"
+        if len(self.targets) == 1:
+            t = self.targets[0]
+            return f"{verb} {safe_text(t.name)}, PID {t.pid}?"
+        return f"{verb} {len(self.targets)} processes: PID {pid_list(self.targets)}?"
+
+
+def pid_list(targets: tuple[Target, ...] | list[Target]) -> str:
+    """"3100, 3101"."""
+    return ", ".join(str(t.pid) for t in targets)
+
+
+def who(targets: tuple[Target, ...] | list[Target]) -> str:
+    """"3100 (gunicorn), 3101 (gunicorn)"."""
+    return ", ".join(f"{t.pid} ({safe_text(t.name)})" for t in targets)
+
+
+class Outcome(NamedTuple):
+    """How an action ended, for the dialog and its toast."""
+
+    lines: tuple[str, ...]
+    severity: str  # "success", "warning" or "error"
+    escalate: tuple[Target, ...] = ()  # may be offered SIGKILL: sent SIGTERM, still holding
+    more: tuple[Target, ...] = ()  # still holding, never signalled: a new confirmation
+
+
+def _refusals(results: list[SignalResult]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.outcome == DENIED:
+            lines.append(f"PID {r.target.pid}: permission denied: it belongs to another user. "
+                         "Run portside with sudo to stop it.")
+        elif r.outcome == GONE:
+            lines.append(f"PID {r.target.pid}: already exited or PID reused: nothing sent.")
+        elif r.outcome == REFUSED:
+            lines.append(f"PID {r.target.pid}: refused: {r.message}.")
+    return lines
+
+
+def _where(addrs: Iterable[str]) -> str:
+    return " and ".join(sorted(set(addrs)))
+
+
+def judge(plan: ActionPlan, results: list[SignalResult], holders: PortHolders | None,
+          alive: list[Target]) -> Outcome:
+    """The outcome of an action from what was sent and who holds its sockets now."""
+    sent = [r.target for r in results if r.outcome == SENT]
+    sent_pids = {t.pid for t in sent}
+    name = signal.Signals(results[0].signal).name if results else "signal"
+    lines = _refusals(results)
+    can_kill = plan.sig != signal.SIGKILL and bool(sent)
+    if holders is not None:
+        targeted = [s for s in holders.sockets if addr_of(s) in plan.sockets]
+        untouched = [s for s in holders.sockets if addr_of(s) not in plan.sockets]
+        by_pid = {t.pid: t for t in holders.targets}
+        also = []
+        if untouched:
+            pids = sorted({p for s in untouched for p in s.pids})
+            owners = who([by_pid[p] for p in pids if p in by_pid]) or "?"
+            where = _where(s.laddr for s in untouched)
+            also.append(f"Port {holders.port} is also in use on {where} by PID {owners} "
+                        "(not touched).")
+        if not targeted:
+            done = (f"{name} sent to PID {pid_list(sent)}. " if sent else "")
+            where = f" on {_where(a[1] for a in plan.sockets)}" if untouched else ""
+            head = f"{done}Port {holders.port} is free{where}."
+            ok = not lines and not also
+            return Outcome((head, *lines, *also), "success" if ok else "warning")
+        pids = sorted({p for s in targeted for p in s.pids})
+        holding = [by_pid[p] for p in pids if p in by_pid]
+        unknown = sum(1 for s in targeted if not s.pids)
+        escalate = tuple(t for t in holding if t.pid in sent_pids) if can_kill else ()
+        more = tuple(t for t in holding if t.pid not in sent_pids)
+        held_by = who(holding) + (f"{', ' if holding else ''}{unknown} socket(s) of unknown "
+                                  "owner" if unknown else "")
+        head = f"Port {holders.port} is still held by PID {held_by}."
+        tail = []
+        if escalate:
+            tail.append(f"PID {pid_list(escalate)} got {name} and still holds it: press k to "
+                        "SIGKILL exactly these, or Esc to leave them.")
+        if more:
+            tail.append(f"PID {pid_list(more)} {'holds' if len(more) == 1 else 'hold'} it too "
+                        "and got no signal: press a to choose what to send them.")
+        return Outcome((head, *lines, *tail, *also), "error", escalate, more)
+    if not alive:
+        exited = [f"PID {pid_list(sent)} exited."] if sent else []
+        return Outcome((*exited, *lines), "success" if sent and not lines else "warning")
+    escalate = tuple(t for t in alive if t.pid in sent_pids) if can_kill else ()
+    tail = ["Press k to SIGKILL it, or Esc to leave it."] if escalate else []
+    return Outcome((f"PID {pid_list(alive)} still running after {name}.", *lines, *tail),
+                   "error", escalate)

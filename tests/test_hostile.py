@@ -1,0 +1,98 @@
+"""Process names are hostile input: real processes named like markup, on every surface."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from textual.pilot import Pilot
+from textual.widgets._toast import Toast
+
+from conftest import Spawner, alive, require_root
+from portside.system.backend import LiveBackend
+from portside.ui.app import PortsideApp
+from portside.ui.dialogs import ActionScreen, TextScreen
+from test_ui import SIZE, arm, status_text, table, until
+
+SLASH = "[/]"  # made the dashboard crash when t was pressed, or on a watched port
+SPOOF = "[@click=app.quit]"  # a dialog title that would read as something else
+CONFIRM = "[@click=screen.confirm]x"  # a toast whose click confirmed another dialog
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def goto_port(pilot: Pilot[int], app: PortsideApp, port: int) -> None:
+    """Wait for the port's listener to be listed, then put the cursor on it."""
+    await until(pilot, lambda: table(app).select(port), timeout=15)
+    await pilot.pause()
+
+
+def test_hostile_names_are_text_everywhere(spawn: Spawner) -> None:
+    require_root()
+    # An ordinary user names its process "[/]": root's dashboard must not crash on it.
+    slash = spawn("--name", SLASH, "--ignore-term", user="nobody")
+    spoof = spawn("--name", SPOOF)
+    watched = free_port()
+    app = PortsideApp(LiveBackend(), interval=0.5, grace=1.0, watch=[watched])
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await goto_port(pilot, app, slash.port)
+            row = table(app).current
+            assert row is not None
+            assert table(app).cells(row, app.clock())["process"] == SLASH
+            assert SLASH in status_text(app, "#details-body")
+
+            # The probe panel names the holder literally.
+            await pilot.press("b")
+            await until(pilot, lambda: isinstance(app.screen, TextScreen))
+            assert f"({SLASH})" in status_text(app, "#report-body")
+            await pilot.press("escape")
+
+            # A dialog titled with markup shows it as text.
+            await goto_port(pilot, app, spoof.port)
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, ActionScreen))
+            spoofed = app.screen
+            assert isinstance(spoofed, ActionScreen)
+            assert SPOOF in status_text(app, "#dialog-title")
+
+            # While it is open, a process named like a confirm link takes the watched port:
+            # its toast is text, and clicking it confirms nothing.
+            spawn("--name", CONFIRM, "--port", str(watched))
+            await until(pilot, lambda: any(CONFIRM in str(t.render())
+                                           for t in app.screen.query(Toast)), timeout=15)
+            toast = next(t for t in app.screen.query(Toast) if CONFIRM in str(t.render()))
+            rendered = toast.render()
+            assert "@click" not in repr(getattr(rendered, "spans", ""))
+            await pilot.click(toast)
+            await pilot.pause()  # the click and anything it triggered have been processed
+            assert spoofed.state == "confirm"
+            assert spoofed.is_current
+            assert alive(spoof.pid)
+            await pilot.press("n")
+            await until(pilot, lambda: not isinstance(app.screen, ActionScreen))
+
+            # Acting on "[/]" reports the outcome, naming it, without a crash.
+            await goto_port(pilot, app, slash.port)
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, ActionScreen))
+            dialog = app.screen
+            assert isinstance(dialog, ActionScreen)
+            assert SLASH in status_text(app, "#dialog-title")
+            await arm(pilot, dialog)
+            if dialog.plan.typed_pid is not None:
+                await pilot.press(*str(slash.pid))
+            await pilot.press("enter" if dialog.plan.typed_pid is not None else "y")
+            await until(pilot, lambda: dialog.state == "done", timeout=15)
+            assert SLASH in status_text(app, "#dialog-status")
+            assert any(SLASH in str(t.render()) for t in app.screen.query(Toast))
+            assert app.is_running
+    asyncio.run(main())
+    assert alive(slash.pid) and alive(spoof.pid)  # SIGTERM ignored; the other one untouched
