@@ -3,7 +3,8 @@
 Options: --host ADDR, --port N, --udp, --fork (a child inherits the socket),
 --ignore-term (survives SIGTERM), --close-in-parent (the parent drops its copy after
 forking, like a supervisor handing the socket to a worker), --name NAME (the process
-calls itself NAME, as `exec -a NAME` plus prctl(PR_SET_NAME) would: hostile names for tests).
+calls itself NAME, as `exec -a NAME` plus prctl(PR_SET_NAME) would: hostile names for tests),
+--zombie-leader (the main thread exits while another thread keeps the socket).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 
@@ -28,6 +30,7 @@ def main() -> None:
     p.add_argument("--close-in-parent", action="store_true")
     p.add_argument("--lifetime", type=float, default=120.0)
     p.add_argument("--name")
+    p.add_argument("--zombie-leader", action="store_true")
     a = p.parse_args()
     if a.name is not None:
         _rename(a.name)
@@ -51,6 +54,15 @@ def main() -> None:
             sock.close()
     sys.stdout.write(json.dumps({"port": port, "pid": os.getpid(), "child": child}) + "\n")
     sys.stdout.flush()
+    if a.zombie_leader:
+        def hold() -> None:
+            _idle(a.lifetime)
+            os._exit(0)
+
+        threading.Thread(target=hold).start()
+        # The main thread ends (ctypes releases the GIL for the call): the leader becomes a
+        # zombie while the process lives on in the other thread, socket and all.
+        ctypes.CDLL(None).pthread_exit(None)
     _idle(a.lifetime)
 
 

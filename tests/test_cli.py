@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from conftest import (
@@ -285,3 +286,20 @@ def test_json_fast_path_matches_the_json_module() -> None:
     socks = list(snap.sockets)
     assert json.loads(json_lines(socks, snap)) == [socket_json(s, snap) for s in socks]
     assert json.loads(json_lines([], snap)) == []
+
+
+@linux
+def test_kill_pid_of_a_zombie_leader_whose_thread_holds_the_port(spawn: Spawner) -> None:
+    # The main thread exited; another thread holds the listener and ignores SIGTERM. The
+    # process is alive: "exited" with exit 0 would be a lie while the port stays held.
+    held = spawn("--zombie-leader", "--ignore-term")
+    wait_for(lambda: len(os.listdir(f"/proc/{held.pid}/task")) == 2
+             and psutil.Process(held.pid).status() == psutil.STATUS_ZOMBIE)
+    res = run_cli("kill", str(held.pid), "--yes", "--grace", "0.5")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"PID {held.pid}: SIGTERM sent" in res.stdout
+    assert f"PID {held.pid}: still running" in res.stdout and "exited" not in res.stdout
+    assert "--force" in res.stderr  # here SIGKILL is what helps
+    res = run_cli("kill", str(held.pid), "--yes", "--grace", "5", "--force")
+    assert res.returncode == 0 and f"PID {held.pid}: exited" in res.stdout
+    held.proc.wait(10)  # reaped: it really ended

@@ -12,6 +12,7 @@ import pytest
 from conftest import Spawner, alive, wait_for
 from portside import model
 from portside.system import control
+from portside.system.pidfds import REGISTRY
 from portside.system.sampler import Sampler
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
@@ -100,7 +101,7 @@ def test_socket_refusals() -> None:
 @linux
 def test_free_port_signals_every_holder(spawn: Spawner) -> None:
     held = spawn("--fork")
-    sampler = Sampler()
+    sampler = Sampler(pidfds=REGISTRY)
     plan = control.plan_port(held.port, sampler.sample())
     assert sorted(t.pid for t in plan.targets) == held.pids
     ticks: list[float] = []
@@ -114,7 +115,7 @@ def test_free_port_signals_every_holder(spawn: Spawner) -> None:
 @linux
 def test_free_port_without_force_leaves_a_stubborn_holder(spawn: Spawner) -> None:
     held = spawn("--ignore-term")
-    sampler = Sampler()
+    sampler = Sampler(pidfds=REGISTRY)
     plan = control.plan_port(held.port, sampler.sample())
     res = control.stop(plan.targets, grace=0.5, ports=[plan.port], sampler=sampler)
     assert not res.ok and res.ports[plan.port] == (False, [held.pid], 0)
@@ -130,7 +131,7 @@ def test_free_port_without_force_leaves_a_stubborn_holder(spawn: Spawner) -> Non
 @linux
 def test_free_port_never_kills_a_holder_it_was_not_asked_about(spawn: Spawner) -> None:
     held = spawn("--ignore-term")
-    sampler = Sampler()
+    sampler = Sampler(pidfds=REGISTRY)
     plan = control.plan_port(held.port, sampler.sample())
     # Confirmed with no targets (say the holder changed after the dialog opened).
     res = control.stop([], grace=0.2, force=True, ports=[plan.port], sampler=sampler)

@@ -140,6 +140,7 @@ def test_nobody_cannot_kill_roots_process(spawn: Spawner) -> None:
     res = run_cli("kill", str(held.pid), "--yes", "--grace", "0.2", user="nobody")
     assert res.returncode == 1 and "permission denied" in res.stderr
     assert str(held.pid) in res.stderr and "sudo" in res.stderr
+    assert "--force" not in res.stdout + res.stderr  # it could not help
     assert wait_for(lambda: os.path.exists(f"/proc/{held.pid}"))
 
 

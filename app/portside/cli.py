@@ -363,9 +363,10 @@ def _confirm(question: str, stdin: TextIO, out: TextIO) -> bool:
 
 def _kill(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     from .system import control
+    from .system.pidfds import REGISTRY
     from .system.sampler import Sampler
 
-    sampler = Sampler()
+    sampler = Sampler(pidfds=REGISTRY)  # a pidfd for every holder, while it is listed
     snap = sampler.sample()
     ports = sorted({v for k, v in args.targets if k == "port"})
     pids = sorted({v for k, v in args.targets if k == "pid"})
@@ -456,7 +457,12 @@ def _execute(args: argparse.Namespace, sampler: Any, targets: list[Any], ports: 
     if denied:
         err.write(f"permission denied for PID {', '.join(map(str, denied))}: "
                   "they belong to another user; try: sudo portside kill ...\n")
-    if not res.ok and not args.force and args.signal != signal.SIGKILL:
+    # --force helps only where a process we signalled still holds on: never after a
+    # refusal, a permission error or a reused PID (nothing was sent to those).
+    signalled = {r.target.pid for r in res.results if r.outcome == model.SENT}
+    holding = {p for state in res.ports.values() for p in state[1]} | \
+        {t.pid for t in res.alive}
+    if not res.ok and not args.force and args.signal != signal.SIGKILL and signalled & holding:
         err.write("add --force to send SIGKILL to what is left\n")
     return EXIT_OK if res.ok else EXIT_FAIL
 

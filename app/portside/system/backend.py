@@ -11,6 +11,7 @@ import psutil
 from ..backend import Identity, PortHolders
 from ..model import Diagnosis, SignalResult, Snapshot, Target
 from . import control
+from .pidfds import REGISTRY
 from .probe import diagnose
 from .procinfo import current_user
 from .sampler import Sampler
@@ -35,8 +36,9 @@ class LiveBackend:
 
     def __init__(self) -> None:
         self.identity = _identity()
-        self._sampler = Sampler(count_connections=True, ancestors=True)
-        self._control = Sampler()
+        # Both capture a pidfd per listed holder: whatever a dialog targets came from one.
+        self._sampler = Sampler(count_connections=True, ancestors=True, pidfds=REGISTRY)
+        self._control = Sampler(pidfds=REGISTRY)
         self._control_lock = threading.Lock()
 
     def sample(self, all_states: bool) -> Snapshot:

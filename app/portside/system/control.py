@@ -25,6 +25,7 @@ from ..model import (
     holder_pids,
     listeners_on,
 )
+from .pidfds import REGISTRY, PidfdRegistry
 from .sampler import Sampler
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
@@ -78,8 +79,14 @@ def refusal(pid: int, ps: Any = psutil) -> str | None:
     return None
 
 
-def target_of(pid: int, ps: Any = psutil) -> Target | None:
-    """Capture a live process's identity now; None when there is no such process."""
+def target_of(pid: int, ps: Any = psutil, pidfds: PidfdRegistry | None = REGISTRY
+              ) -> Target | None:
+    """Capture a live process's identity now; None when there is no such process.
+
+    The pidfd is opened before the identity is read, so it names this process, or one
+    that has exited since (and then nothing can be sent through it).
+    """
+    fd = pidfds.open(pid) if pidfds is not None else None
     try:
         proc = ps.Process(pid)
         with proc.oneshot():
@@ -88,7 +95,11 @@ def target_of(pid: int, ps: Any = psutil) -> Target | None:
             user = _safe(proc.username)
             cmd = _safe(proc.cmdline)
     except _PS_ERRORS:
+        if fd is not None:
+            os.close(fd)
         return None
+    if fd is not None and pidfds is not None:
+        pidfds.adopt((pid, ctime), fd)
     return Target(pid, ctime, name, user, tuple(cmd) if cmd is not None else None)
 
 
@@ -97,6 +108,15 @@ def _safe(fn: Callable[[], Any]) -> Any:
         return fn()
     except _PS_ERRORS:
         return None
+
+
+def _live_threads(pid: int, proc_root: str = "/proc") -> bool:
+    """True when a zombie thread-group leader still has running threads (its main thread
+    called pthread_exit): the process is alive and may hold sockets."""
+    try:
+        return len(os.listdir(f"{proc_root}/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def _same_process(target: Target, ps: Any) -> tuple[bool, bool]:
@@ -108,7 +128,9 @@ def _same_process(target: Target, ps: Any) -> tuple[bool, bool]:
             status = proc.status()
     except _PS_ERRORS:
         return False, False
-    if abs(ctime - target.create_time) > 0.005 or status == psutil.STATUS_ZOMBIE:
+    if abs(ctime - target.create_time) > 0.005:
+        return False, False
+    if status == psutil.STATUS_ZOMBIE and not _live_threads(target.pid):
         return False, False
     return True, status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
@@ -118,49 +140,45 @@ def is_alive(target: Target, ps: Any = psutil) -> bool:
     return _same_process(target, ps)[0]
 
 
+NOT_LISTED = "no pidfd was captured when it was listed: nothing sent (list it again)"
+
+
 def send_signal(target: Target, sig: int, ps: Any = psutil,
-                use_pidfd: bool | None = None) -> SignalResult:
-    """Signal the target only if it is still the same process; never raises."""
+                use_pidfd: bool | None = None,
+                pidfds: PidfdRegistry | None = REGISTRY) -> SignalResult:
+    """Signal the target only if it is still the same process; never raises.
+
+    On Linux the signal goes through the pidfd captured when the target was listed (or
+    named on the command line): a PID reused since, even within the same clock tick,
+    cannot receive it. Elsewhere psutil re-checks the start time before sending.
+    """
     name = signal_name(sig)
     why = refusal(target.pid, ps)
     if why is not None:
         return SignalResult(target, sig, REFUSED, why)
     if use_pidfd is None:
-        use_pidfd = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
-    fd = -1
+        use_pidfd = pidfds is not None and pidfds.enabled
+    same, stopped = _same_process(target, ps)
+    if not same:
+        return SignalResult(target, sig, GONE, GONE_MESSAGE)
+    ident = (target.pid, target.create_time)
     try:
-        if use_pidfd:
-            # Opened before the identity check: if the check passes, the fd names that
-            # very process, and a later exit makes the send fail instead of hitting a
-            # recycled PID.
-            try:
-                fd = os.pidfd_open(target.pid)
-            except ProcessLookupError:
-                return SignalResult(target, sig, GONE, GONE_MESSAGE)
-            except OSError:
-                use_pidfd = False  # pidfds unsupported here: fall back to psutil
-        same, stopped = _same_process(target, ps)
-        if not same:
-            return SignalResult(target, sig, GONE, GONE_MESSAGE)
-        try:
-            if use_pidfd:
-                signal.pidfd_send_signal(fd, sig)
-                if sig == signal.SIGTERM and stopped:
-                    signal.pidfd_send_signal(fd, signal.SIGCONT)
-            else:
-                proc = ps.Process(target.pid)
-                proc.send_signal(sig)  # psutil re-checks create_time before sending
-                if sig == signal.SIGTERM and stopped:
-                    proc.send_signal(signal.SIGCONT)
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            return SignalResult(target, sig, GONE, GONE_MESSAGE)
-        except (PermissionError, psutil.AccessDenied):
-            return SignalResult(target, sig, DENIED, SUDO_SUGGESTION)
-        except OSError as exc:
-            return SignalResult(target, sig, DENIED, f"{name} failed: {exc.strerror or exc}")
-    finally:
-        if fd >= 0:
-            os.close(fd)
+        if use_pidfd and pidfds is not None:
+            if pidfds.send(ident, sig) is None:
+                return SignalResult(target, sig, GONE, NOT_LISTED)
+            if sig == signal.SIGTERM and stopped:
+                pidfds.send(ident, signal.SIGCONT)
+        else:
+            proc = ps.Process(target.pid)
+            proc.send_signal(sig)  # psutil re-checks create_time before sending
+            if sig == signal.SIGTERM and stopped:
+                proc.send_signal(signal.SIGCONT)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        return SignalResult(target, sig, GONE, GONE_MESSAGE)
+    except (PermissionError, psutil.AccessDenied):
+        return SignalResult(target, sig, DENIED, SUDO_SUGGESTION)
+    except OSError as exc:
+        return SignalResult(target, sig, DENIED, f"{name} failed: {exc.strerror or exc}")
     extra = " (and SIGCONT: it was stopped)" if sig == signal.SIGTERM and stopped else ""
     return SignalResult(target, sig, SENT, f"{name} sent{extra}")
 

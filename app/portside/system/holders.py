@@ -191,6 +191,16 @@ class HolderIndex:
         if not self._inodes and self._prepared is None:
             self._prepared = FdScan(self.root, sorted(_proc_pids(self.root)))
 
+    def holds(self, pid: int, inode: int) -> bool:
+        """Re-read now: does this PID still hold the socket through the fd it was seen on?"""
+        for fd, ino in self._fds.get(pid, {}).items():
+            if ino == inode:
+                try:
+                    return os.readlink(f"{self.root}/{pid}/fd/{fd}") == f"socket:[{inode}]"
+                except OSError:
+                    return False
+        return False
+
     def _scan(self, pid: int, incremental: bool = False) -> None:
         self._store(pid, scan_fds(self.root, pid, self._fds.get(pid) if incremental else None))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -25,6 +26,7 @@ from ..model import (
 )
 from . import kernel
 from .holders import HolderIndex
+from .pidfds import PidfdRegistry
 from .procinfo import ProcessCache, user_name
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
@@ -51,10 +53,12 @@ class Sampler:
         proc_root: str = "/proc",
         count_connections: bool = False,
         ancestors: bool = False,
+        pidfds: PidfdRegistry | None = None,
     ) -> None:
         self.all_states = all_states
         self.count_connections = count_connections  # fills Snapshot.connections
         self.ancestors = ancestors  # also collect the parent chain of every holder
+        self.pidfds = pidfds  # capture a pidfd for every holder listed (Linux)
         self.ps = ps
         if reader is None:
             reader = "sock_diag" if sys.platform.startswith("linux") else "psutil"
@@ -134,7 +138,25 @@ class Sampler:
             owner = main_pid(pids, ppids)
             user = procs[owner].username if owner is not None else None
             socks[i] = s._replace(pids=pids, pid=owner, user=user or user_name(s.uid))
+        if self.pidfds is not None:
+            self._capture_pidfds(socks, owned, procs)
         return socks, procs, len(self._holders.denied)
+
+    def _capture_pidfds(self, socks: list[Socket], owned: list[int],
+                        procs: dict[int, ProcessInfo]) -> None:
+        """A pidfd for every listed holder, opened the first time it is seen."""
+        registry = self.pidfds
+        assert registry is not None
+        idents: set[tuple[int, float]] = set()
+        holds = self._holders.holds
+        for i in owned:
+            s = socks[i]
+            for pid in s.pids:
+                ident = (pid, procs[pid].create_time)
+                if ident not in idents:
+                    idents.add(ident)
+                    registry.capture(ident, functools.partial(holds, pid, s.inode))
+        registry.listed(idents)
 
     # Portable --------------------------------------------------------------------------
 
