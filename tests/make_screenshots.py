@@ -18,6 +18,7 @@ from pathlib import Path
 
 from portside.demo import DEMO_MONOTONIC, DemoBackend, demo_snapshot
 from portside.ui.app import PortsideApp
+from portside.ui.dialogs import ActionScreen
 from portside.ui.table import SocketTable
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
@@ -26,7 +27,7 @@ SHOTS: list[tuple[str, tuple[int, int], int | None, tuple[str, ...]]] = [
     # (name, terminal size, port to highlight, keys to press)
     ("main", (130, 38), 3000, ()),
     ("details", (180, 42), 8080, ()),
-    ("confirm", (130, 38), 3000, ("t",)),
+    ("confirm", (130, 38), 8080, ("t",)),  # a forking server: the master and 2 workers
     ("timewait", (180, 34), None, ("z", "down", "down", "down", "down", "down")),
     ("probe", (130, 38), 3000, ("b",)),
     ("filter", (130, 30), None, ("slash", *"proc:node -state:tw")),
@@ -46,6 +47,11 @@ async def shoot(name: str, size: tuple[int, int], port: int | None, keys: tuple[
             await pilot.press(key)
             await pilot.pause()
         await pilot.pause(0.3)  # let workers (the probe) finish and the screen settle
+        screen = app.screen
+        if isinstance(screen, ActionScreen):  # as it stays once armed
+            deadline = time.monotonic() + 10
+            while not screen.armed and time.monotonic() < deadline:
+                await pilot.pause(0.05)
         path = folder / f"{name}.svg"
         app.save_screenshot(str(path.name), path=str(folder))
     return path

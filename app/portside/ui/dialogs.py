@@ -379,7 +379,10 @@ def help_text(keys: list[tuple[str, str]]) -> Text:
     text.append("\nRows: new ones are highlighted for a few seconds, vanished ones stay a few "
                 "seconds marked 'gone', state changes are marked. '?' as owner: another "
                 "user's socket (run with sudo). '~' before a time: estimated.\n")
-    text.append("\nTerminate, kill and free ask first (Cancel has the focus); after SIGTERM a "
-                "countdown runs until the port is free, then SIGKILL is offered for exactly "
-                f"the processes still holding it. Grace period: {format_duration(5.0)}.\n")
+    text.append("\nTerminate, kill and free ask first (Cancel has the focus; keys pressed in "
+                f"the first {ARM_SECONDS:g}s are ignored). With several holders, a signals "
+                "them all. After SIGTERM a countdown runs until the socket is free; SIGKILL "
+                "is offered only to the processes that got SIGTERM and still hold it, and "
+                "holders that got no signal need a new confirmation (a). Grace period: "
+                f"{format_duration(5.0)}.\n")
     return text
