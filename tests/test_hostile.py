@@ -33,6 +33,16 @@ async def goto_port(pilot: Pilot[int], app: PortsideApp, port: int) -> None:
     await pilot.pause()
 
 
+async def open_dialog(pilot: Pilot[int], app: PortsideApp, port: int) -> ActionScreen:
+    """Press t on the port's listener; the dialog that opens."""
+    await goto_port(pilot, app, port)
+    await pilot.press("t")
+    await until(pilot, lambda: isinstance(app.screen, ActionScreen))
+    screen = app.screen
+    assert isinstance(screen, ActionScreen)
+    return screen
+
+
 def test_hostile_names_are_text_everywhere(spawn: Spawner) -> None:
     require_root()
     # An ordinary user names its process "[/]": root's dashboard must not crash on it.
@@ -56,11 +66,7 @@ def test_hostile_names_are_text_everywhere(spawn: Spawner) -> None:
             await pilot.press("escape")
 
             # A dialog titled with markup shows it as text.
-            await goto_port(pilot, app, spoof.port)
-            await pilot.press("t")
-            await until(pilot, lambda: isinstance(app.screen, ActionScreen))
-            spoofed = app.screen
-            assert isinstance(spoofed, ActionScreen)
+            spoofed = await open_dialog(pilot, app, spoof.port)
             assert SPOOF in status_text(app, "#dialog-title")
 
             # While it is open, a process named like a confirm link takes the watched port:
@@ -80,11 +86,7 @@ def test_hostile_names_are_text_everywhere(spawn: Spawner) -> None:
             await until(pilot, lambda: not isinstance(app.screen, ActionScreen))
 
             # Acting on "[/]" reports the outcome, naming it, without a crash.
-            await goto_port(pilot, app, slash.port)
-            await pilot.press("t")
-            await until(pilot, lambda: isinstance(app.screen, ActionScreen))
-            dialog = app.screen
-            assert isinstance(dialog, ActionScreen)
+            dialog = await open_dialog(pilot, app, slash.port)
             assert SLASH in status_text(app, "#dialog-title")
             await arm(pilot, dialog)
             if dialog.plan.typed_pid is not None:
