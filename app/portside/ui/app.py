@@ -248,7 +248,7 @@ class PortsideApp(App[int]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The sampler must never die silently: say so, and start it again."""
         worker = event.worker
-        if worker.name != "sampler" or self._stop.is_set():
+        if worker.name != "sampler" or self._stop.is_set() or not self.is_running:
             return
         if event.state in (WorkerState.ERROR, WorkerState.SUCCESS):
             self.last_error = (f"The sampler stopped ({safe_text(str(worker.error))}); "
@@ -258,6 +258,8 @@ class PortsideApp(App[int]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         """Apply a sample: one dict diff, one sort, one repaint of the visible rows."""
+        if not self.is_running:  # closing: the widgets may be gone already
+            return
         self.apply_snapshot(message.snapshot, message.keys)
 
     def apply_snapshot(self, snap: Snapshot, keys: list[RowKey] | None = None) -> None:
@@ -272,12 +274,16 @@ class PortsideApp(App[int]):
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         """Show why sampling failed and when it retries."""
+        if not self.is_running:
+            return
         self.last_error = (f"Sampling failed ({safe_text(message.error)}); retrying in "
                            f"{format_duration(message.retry_in)}")
         self._update_status()
 
     def _tick(self) -> None:
         """Once a second: countdowns, expired marks, the sample's age."""
+        if not self.is_running:
+            return
         table = self.query_one("#table", SocketTable)
         if self.model.expire(self.clock()):
             table.refresh_rows()
@@ -684,6 +690,8 @@ class PortsideApp(App[int]):
 
     def on_probe_ready(self, message: ProbeReady) -> None:
         """Show the diagnosis in a panel."""
+        if not self.is_running:
+            return
         d = message.diagnosis
         if d is None:
             self.notify(f"Probe failed: {safe_text(message.error)}", severity="error")
