@@ -118,9 +118,6 @@ class PidfdRegistry:
             for ident in list(self._fds):
                 self._close(ident)
 
-    def __len__(self) -> int:
-        return len(self._fds)
-
 
 def _exited(fds: Iterable[int]) -> set[int]:
     """The pidfds whose process has exited (a pidfd polls readable then): one syscall."""

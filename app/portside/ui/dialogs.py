@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -24,6 +25,7 @@ POLL = 0.1  # seconds between checks while waiting for a port to be freed
 # A confirmation takes y, Enter or a click only once it has been on screen this long: keys
 # typed ahead (or pasted) before the dialog was seen must never confirm it.
 ARM_SECONDS = 0.5
+TOAST: dict[str, SeverityLevel] = {"success": "information", "warning": "warning"}
 
 
 class ArmedInput(Input):
@@ -121,12 +123,14 @@ class ActionScreen(ModalScreen[None]):
         self.backend = backend
         self.state = "confirm"  # confirm -> running -> done
         self.result: Outcome | None = None
-        self.outcome = ""
-        self.outcome_text = ""
         self.armed = False  # confirmations are ignored until the dialog has been seen
         self.arm_seconds = ARM_SECONDS
         self._arming = 0  # which arming period is running (a newer one replaces it)
-        self._dropped = 0
+
+    @property
+    def outcome_text(self) -> str:
+        """The outcome, one line per fact ("" until the action is done)."""
+        return "\n".join(self.result.lines) if self.result is not None else ""
 
     @property
     def remaining(self) -> tuple[Target, ...]:
@@ -176,7 +180,6 @@ class ActionScreen(ModalScreen[None]):
         self.armed = False
         self._arming += 1
         arming = self._arming
-        self._dropped = 0
         first = self.outcome_text + "\n" if what == "escalate" else ""
         self._status(f"{first}Read this first: keys are ignored for {self.arm_seconds:g}s.",
                      "error" if what == "escalate" else "")
@@ -199,7 +202,6 @@ class ActionScreen(ModalScreen[None]):
 
     def on_action_screen_dropped(self, message: Dropped) -> None:
         """Say that an early key was ignored."""
-        self._dropped += 1
         key = "a paste" if message.key == "paste" else f"'{message.key}'"
         self._status(f"Ignored {key}: pressed before this dialog was shown. Read it, then "
                      "confirm again.", "warning")
@@ -328,15 +330,12 @@ class ActionScreen(ModalScreen[None]):
         self.state = "done"
         result = judge(self.plan, message.results, message.holders, message.alive)
         self.result = result
-        self.outcome = " ".join(result.lines)
-        self.outcome_text = "\n".join(result.lines)
         self._status(self.outcome_text, result.severity)
         self.query_one("#escalate").display = bool(result.escalate)
         self.query_one("#more").display = bool(result.more)
         if result.escalate or result.more:
             self._arm("escalate")  # a follow-up is a confirmation too: not by a key typed ahead
-        self.app.notify(self.outcome, severity="information" if result.severity == "success"
-                        else "warning" if result.severity == "warning" else "error",
+        self.app.notify(" ".join(result.lines), severity=TOAST.get(result.severity, "error"),
                         timeout=8)
 
     def _status(self, text: str, severity: str) -> None:
