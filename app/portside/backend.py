@@ -35,10 +35,8 @@ class PortHolders:
     def of(cls, port: int, snap: Snapshot) -> PortHolders:
         """Who holds the port in this snapshot."""
         socks = listeners_on(snap, port)
-        targets = tuple(Target.from_info(info) for info in
-                        (snap.process(p) for p in holder_pids(socks)) if info is not None)
-        return cls(port, not socks, targets, sum(1 for s in socks if not s.pids),
-                   tuple(socks))
+        return cls(port, not socks, snap.targets(holder_pids(socks)),
+                   sum(1 for s in socks if not s.pids), tuple(socks))
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,11 @@ class Snapshot(NamedTuple):
         """The process with this PID, if known."""
         return None if pid is None else self.processes.get(pid)
 
+    def targets(self, pids: Iterable[int]) -> tuple[Target, ...]:
+        """The listed processes with these PIDs, as action targets (unknown PIDs left out)."""
+        return tuple(Target.from_info(info) for info in map(self.processes.get, pids)
+                     if info is not None)
+
     def time_left(self, sock: Socket, now_monotonic: float) -> float | None:
         """Seconds left for a TIME_WAIT socket at a later moment (never negative)."""
         return countdown(sock.time_left, self.monotonic, now_monotonic)

@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from ..actions import ActionPlan, addr_of
 from ..backend import Backend, refusal, socket_refusal
 from ..fmt import format_duration, format_endpoint, join_cmdline, safe_text
-from ..model import TIME_WAIT, Diagnosis, Snapshot, Target
+from ..model import TIME_WAIT, Diagnosis, Snapshot, holder_pids, listeners_on
 from ..query import SORT_COLUMNS, Query, QueryError, parse
 from ..report import diagnosis_lines
 from ..view import Row, RowKey, TableModel, port_holders, row_keys, watch_events
@@ -563,20 +563,15 @@ class PortsideApp(App[int]):
         if row is None or snap is None or self.unavailable(action):
             return None
         sock = row.sock
-
-        def targets(pids: tuple[int, ...]) -> tuple[Target, ...]:
-            return tuple(Target.from_info(p) for p in (snap.process(pid) for pid in pids)
-                         if p is not None)
-
         if action == "free":
             # Every listening socket on the port, with every holder of each.
-            socks = [s for s in snap.sockets if s.lport == sock.lport and s.is_listening]
-            holders = targets(tuple(sorted({p for s in socks for p in s.pids})))
+            socks = listeners_on(snap, sock.lport)
+            holders = snap.targets(holder_pids(socks))
             chosen, addrs = holders, tuple(sorted({addr_of(s) for s in socks}))
         else:
-            holders = targets(sock.pids)
-            chosen, addrs = targets((sock.pid,) if sock.pid is not None else ()), \
-                (addr_of(sock),)
+            holders = snap.targets(sock.pids)
+            chosen = snap.targets((sock.pid,) if sock.pid is not None else ())
+            addrs = (addr_of(sock),)
         port = sock.lport if sock.is_listening else None
         label = f"{sock.proto_label} {format_endpoint(sock.laddr, sock.lport)} {sock.state}"
         sig = signal.SIGKILL if action == "kill" else signal.SIGTERM
