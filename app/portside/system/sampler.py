@@ -131,6 +131,8 @@ class Sampler:
         procs = self._procs.collect({p for i in owned for p in owners.get(socks[i].inode, ())},
                                     self.ancestors)
         ppids = {pid: info.ppid for pid, info in procs.items()}
+        # With pidfds: each holder and one socket it holds (to check the fd it was seen on).
+        held: dict[int, int] | None = {} if self.pidfds is not None else None
         for i in owned:
             s = socks[i]
             # A holder that vanished since the fd scan is dropped, not guessed at.
@@ -138,24 +140,23 @@ class Sampler:
             owner = main_pid(pids, ppids)
             user = procs[owner].username if owner is not None else None
             socks[i] = s._replace(pids=pids, pid=owner, user=user or user_name(s.uid))
-        if self.pidfds is not None:
-            self._capture_pidfds(socks, owned, procs)
+            if held is not None:
+                for p in pids:
+                    held.setdefault(p, s.inode)
+        if held is not None:
+            self._capture_pidfds(held, procs)
         return socks, procs, len(self._holders.denied)
 
-    def _capture_pidfds(self, socks: list[Socket], owned: list[int],
-                        procs: dict[int, ProcessInfo]) -> None:
+    def _capture_pidfds(self, held: dict[int, int], procs: dict[int, ProcessInfo]) -> None:
         """A pidfd for every listed holder, opened the first time it is seen."""
         registry = self.pidfds
         assert registry is not None
-        idents: set[tuple[int, float]] = set()
         holds = self._holders.holds
-        for i in owned:
-            s = socks[i]
-            for pid in s.pids:
-                ident = (pid, procs[pid].create_time)
-                if ident not in idents:
-                    idents.add(ident)
-                    registry.capture(ident, functools.partial(holds, pid, s.inode))
+        idents = set()
+        for pid, inode in held.items():
+            ident = (pid, procs[pid].create_time)
+            idents.add(ident)
+            registry.capture(ident, functools.partial(holds, pid, inode))
         registry.listed(idents)
 
     # Portable --------------------------------------------------------------------------
