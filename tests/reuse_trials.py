@@ -117,7 +117,7 @@ def by_listing(registry: PidfdRegistry) -> Callable[[], tuple[Waiting, Target | 
         snap = sampler.sample()
         sock = next(s for s in snap.sockets if s.lport == port and s.state == "LISTEN")
         info = snap.process(sock.pid)
-        assert info is not None and sock.pids == (x.pid,)
+        assert info is not None and sock.holders == (x.pid,)
         assert registry.fd((info.pid, info.create_time)) is not None  # captured when listed
         return x, Target.from_info(info)
     return listed

@@ -11,6 +11,9 @@ import pytest
 
 from conftest import Spawner, alive, wait_for
 from portside import model
+from portside.backend import PortHolders
+from portside.fmt import signal_name
+from portside.policy import socket_refusal
 from portside.system import control
 from portside.system.pidfds import REGISTRY
 from portside.system.sampler import Sampler
@@ -92,22 +95,23 @@ def test_socket_refusals() -> None:
     from portside.model import Socket
     tw = Socket("tcp", "ipv4", "127.0.0.1", 3000, "127.0.0.1", 5000, "TIME_WAIT")
     unknown = Socket("tcp", "ipv4", "127.0.0.1", 3000, None, None, "LISTEN", 9)
-    owned = Socket("tcp", "ipv4", "127.0.0.1", 3000, None, None, "LISTEN", 9, pids=(5,), pid=5)
-    assert "TIME_WAIT" in (control.socket_refusal(tw) or "")
-    assert "unknown" in (control.socket_refusal(unknown) or "")
-    assert control.socket_refusal(owned) is None
+    owned = Socket("tcp", "ipv4", "127.0.0.1", 3000, None, None, "LISTEN", 9, holders=(5,), pid=5)
+    assert "TIME_WAIT" in (socket_refusal(tw) or "")
+    assert "unknown" in (socket_refusal(unknown) or "")
+    assert socket_refusal(owned) is None
 
 
 @linux
 def test_free_port_signals_every_holder(spawn: Spawner) -> None:
     held = spawn("--fork")
     sampler = Sampler(pidfds=REGISTRY)
-    plan = control.plan_port(held.port, sampler.sample())
-    assert sorted(t.pid for t in plan.targets) == held.pids
+    holders = PortHolders.of(held.port, sampler.sample())
+    targets, refused = control.targets_of(holders)
+    assert sorted(t.pid for t in targets) == held.pids and refused == []
     ticks: list[float] = []
-    res = control.stop(plan.targets, grace=10, ports=[plan.port], sampler=sampler,
+    res = control.stop(targets, grace=10, ports=[held.port], sampler=sampler,
                        tick=ticks.append)
-    assert res.ok and res.ports[plan.port][0] and res.ports[plan.port][1] == []
+    assert res.ok and res.ports[held.port].free and res.ports[held.port].pids == ()
     assert [r.outcome for r in res.results] == ["sent", "sent"]
     wait_for(lambda: not alive(held.pid) and not alive(held.child))
 
@@ -116,15 +120,16 @@ def test_free_port_signals_every_holder(spawn: Spawner) -> None:
 def test_free_port_without_force_leaves_a_stubborn_holder(spawn: Spawner) -> None:
     held = spawn("--ignore-term")
     sampler = Sampler(pidfds=REGISTRY)
-    plan = control.plan_port(held.port, sampler.sample())
-    res = control.stop(plan.targets, grace=0.5, ports=[plan.port], sampler=sampler)
-    assert not res.ok and res.ports[plan.port] == (False, [held.pid], 0)
+    targets, _ = control.targets_of(PortHolders.of(held.port, sampler.sample()))
+    res = control.stop(targets, grace=0.5, ports=[held.port], sampler=sampler)
+    still = res.ports[held.port]
+    assert not res.ok and not still.free and still.pids == (held.pid,) and still.unknown == 0
     assert alive(held.pid) and res.killed == []
-    forced = control.stop(plan.targets, grace=0.5, force=True, ports=[plan.port],
+    forced = control.stop(targets, grace=0.5, force=True, ports=[held.port],
                           sampler=sampler)
     assert forced.ok
-    assert [control.signal_name(r.signal) for r in forced.results] == ["SIGTERM"]
-    assert [control.signal_name(r.signal) for r in forced.killed] == ["SIGKILL"]
+    assert [signal_name(r.signal) for r in forced.results] == ["SIGTERM"]
+    assert [signal_name(r.signal) for r in forced.killed] == ["SIGKILL"]
     wait_for(lambda: not alive(held.pid))
 
 
@@ -132,9 +137,8 @@ def test_free_port_without_force_leaves_a_stubborn_holder(spawn: Spawner) -> Non
 def test_free_port_never_kills_a_holder_it_was_not_asked_about(spawn: Spawner) -> None:
     held = spawn("--ignore-term")
     sampler = Sampler(pidfds=REGISTRY)
-    plan = control.plan_port(held.port, sampler.sample())
     # Confirmed with no targets (say the holder changed after the dialog opened).
-    res = control.stop([], grace=0.2, force=True, ports=[plan.port], sampler=sampler)
+    res = control.stop([], grace=0.2, force=True, ports=[held.port], sampler=sampler)
     assert not res.ok and res.results == [] and res.killed == [] and alive(held.pid)
 
 

@@ -75,6 +75,12 @@ class FakeProcess:
     def net_connections(self, kind: str = "inet") -> list[Conn]:
         return list(self.ps.own_conns.get(self.pid, []))
 
+    def parents(self) -> list[FakeProcess]:
+        return []
+
+    def send_signal(self, sig: int) -> None:
+        raise AssertionError("a sampler never signals")
+
 
 class FakePs:
     """A psutil module stand-in: net_connections, Process, process_iter, errors."""
@@ -117,7 +123,7 @@ def test_linux_sample_has_every_holder_and_details(spawn: Spawner) -> None:
     mine = [s for s in snap.sockets if s.lport == held.port]
     assert len(mine) == 1
     s = mine[0]
-    assert s.pids == tuple(held.pids) and s.pid == held.pid  # the parent, not the worker
+    assert s.holders == tuple(held.pids) and s.pid == held.pid  # the parent, not the worker
     proc = snap.processes[held.pid]
     assert proc.cmdline is not None and "child.py" in " ".join(proc.cmdline)
     assert proc.create_time > 0 and proc.username and proc.status
@@ -134,7 +140,7 @@ def test_procfs_reader_gives_the_same_answer(spawn: Spawner) -> None:
     assert b.source == "procfs"
 
     def mine(snap: Any) -> list[tuple[Any, ...]]:
-        return sorted((s.proto, s.laddr, s.lport, s.raddr, s.rport, s.state, s.pids)
+        return sorted((s.proto, s.laddr, s.lport, s.raddr, s.rport, s.state, s.holders)
                       for s in snap.sockets if s.lport in (held.port, tw))
     assert mine(a) == mine(b) and len(mine(a)) == 3
 
@@ -146,7 +152,7 @@ def test_a_process_vanishing_mid_sample_is_not_an_error(spawn: Spawner) -> None:
     fake.gone.add(held.pid)  # the fd scan saw it; by the time we ask psutil it is gone
     snap = Sampler(ps=fake).sample()
     s = next(s for s in snap.sockets if s.lport == held.port)
-    assert s.pid is None and s.pids == ()  # listed, owner unknown: never dropped
+    assert s.pid is None and s.holders == ()  # listed, owner unknown: never dropped
     assert snap.gaps.unknown_owner >= 1
 
 

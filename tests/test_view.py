@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from portside.backend import PortHolders
 from portside.demo import DEMO_MONOTONIC, demo_snapshot
 from portside.model import Snapshot
 from portside.query import parse
@@ -10,7 +11,6 @@ from portside.view import (
     GONE,
     NEW,
     TableModel,
-    port_holders,
     watch_events,
 )
 
@@ -89,18 +89,24 @@ def test_fold_time_wait_per_port() -> None:
 
 def test_watch_events() -> None:
     snap = demo_snapshot()
-    assert port_holders(snap, 3000) == (2001,)
-    assert port_holders(snap, 2024) == ()
-    assert port_holders(snap, 3001) is None
+    held = PortHolders.of(3000, snap)
+    assert held.pids == (2001,) and not held.free
+    unknown = PortHolders.of(2024, snap)
+    assert unknown.pids == () and not unknown.free and unknown.unknown == 1
+    free = PortHolders.of(3001, snap)
+    assert free.free
+    other = PortHolders.of(3000, demo_snapshot(gone=frozenset({2001})))
     name = {2001: "node", 2002: "node"}.get
-    assert watch_events(3000, (2001,), (2001,), lambda p: name(p) or "?") == []
-    assert watch_events(3000, (2001,), None, lambda p: "?") == ["Port 3000 is free"]
+    assert watch_events(3000, held, held, lambda p: name(p) or "?") == []
+    assert watch_events(3000, held, other, lambda p: "?") == ["Port 3000 is free"]
     assert "listens now: PID 2001 (node)" in watch_events(
-        3000, None, (2001,), lambda p: name(p) or "?")[0]
-    assert "restart" in watch_events(3000, (2001,), (2002,), lambda p: name(p) or "?")[0]
+        3000, free, held, lambda p: name(p) or "?")[0]
+    assert "something listens now: an unknown process" in watch_events(
+        3000, free, unknown, lambda p: "?")[0]
+    assert "restart" in watch_events(3000, held, unknown, lambda p: name(p) or "?")[0]
 
 
-def test_inlined_row_keys_match_socket_keys() -> None:
+def test_rows_are_keyed_by_socket_key() -> None:
     m = TableModel()
     snap = demo_snapshot(all_states=True)
     m.apply(snap, DEMO_MONOTONIC)

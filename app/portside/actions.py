@@ -10,25 +10,37 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from .backend import PortHolders
-from .fmt import safe_text
+from .fmt import safe_text, signal_name
 from .model import DENIED, GONE, REFUSED, SENT, SignalResult, Socket, Target
 
-SocketAddr = tuple[str, str, int]
-"""(proto, local address, local port): a socket an action targets."""
+GRACE: Final = 5.0
+"""Seconds a SIGTERM gets before its outcome is judged (dashboard and `kill --grace`)."""
+KILL_GRACE: Final = 2.0
+"""Seconds a SIGKILL gets: the kernel ends the process at once; closing takes a moment."""
+
+ActionKind = Literal["terminate", "kill", "free"]
+Severity = Literal["success", "warning", "error"]
+
+class SocketAddr(NamedTuple):
+    """A socket an action targets."""
+
+    proto: str
+    address: str
+    port: int
 
 
 def addr_of(sock: Socket) -> SocketAddr:
     """The address an action on this socket targets."""
-    return (sock.proto, sock.laddr, sock.lport)
+    return SocketAddr(sock.proto, sock.laddr, sock.lport)
 
 
 class ActionPlan(NamedTuple):
     """What the user is asked to confirm, frozen when the dialog opens."""
 
-    kind: str  # "terminate", "kill" or "free"
+    kind: ActionKind
     sig: int
     targets: tuple[Target, ...]  # what confirming signals
     holders: tuple[Target, ...]  # every process holding the targeted sockets
@@ -36,7 +48,7 @@ class ActionPlan(NamedTuple):
     sockets: tuple[SocketAddr, ...]  # the targeted sockets
     socket: str  # the socket the action came from, as shown to the user
     operator: str = ""  # whose processes need no typed PID
-    grace: float = 5.0
+    grace: float = GRACE
 
     @property
     def typed_pid(self) -> int | None:
@@ -60,6 +72,22 @@ class ActionPlan(NamedTuple):
         """A new plan (a new confirmation) for holders the first one did not signal."""
         return self._replace(kind="terminate" if self.sig != signal.SIGKILL else "kill",
                              targets=targets)
+
+    def escalation(self, targets: tuple[Target, ...], grace: float) -> ActionPlan:
+        """SIGKILL for exactly these targets (they got SIGTERM and still hold on)."""
+        return self._replace(kind="kill", sig=signal.SIGKILL, targets=targets, grace=grace)
+
+    @property
+    def verb(self) -> str:
+        """The confirm button's word."""
+        if self.sig == signal.SIGKILL:
+            return "SIGKILL"
+        return "Free port" if self.kind == "free" else "SIGTERM"
+
+    @property
+    def choice(self) -> str:
+        """This plan as an alternative to another: what choosing it does."""
+        return f"{signal_name(self.sig)} all {len(self.targets)}: PID {pid_list(self.targets)}"
 
     @property
     def title(self) -> str:
@@ -87,7 +115,7 @@ class Outcome(NamedTuple):
     """How an action ended, for the dialog and its toast."""
 
     lines: tuple[str, ...]
-    severity: str  # "success", "warning" or "error"
+    severity: Severity
     escalate: tuple[Target, ...] = ()  # may be offered SIGKILL: sent SIGTERM, still holding
     more: tuple[Target, ...] = ()  # still holding, never signalled: a new confirmation
 
@@ -114,7 +142,7 @@ def judge(plan: ActionPlan, results: list[SignalResult], holders: PortHolders | 
     """The outcome of an action from what was sent and who holds its sockets now."""
     sent = [r.target for r in results if r.outcome == SENT]
     sent_pids = {t.pid for t in sent}
-    name = signal.Signals(results[0].signal).name if results else "signal"
+    name = signal_name(results[0].signal) if results else "signal"
     lines = _refusals(results)
     can_kill = plan.sig != signal.SIGKILL and bool(sent)
     if holders is not None:
@@ -123,20 +151,20 @@ def judge(plan: ActionPlan, results: list[SignalResult], holders: PortHolders | 
         by_pid = {t.pid: t for t in holders.targets}
         also = []
         if untouched:
-            pids = sorted({p for s in untouched for p in s.pids})
+            pids = sorted({p for s in untouched for p in s.holders})
             owners = who([by_pid[p] for p in pids if p in by_pid]) or "?"
             where = _where(s.laddr for s in untouched)
             also.append(f"Port {holders.port} is also in use on {where} by PID {owners} "
                         "(not touched).")
         if not targeted:
             done = (f"{name} sent to PID {pid_list(sent)}. " if sent else "")
-            where = f" on {_where(a[1] for a in plan.sockets)}" if untouched else ""
+            where = f" on {_where(a.address for a in plan.sockets)}" if untouched else ""
             head = f"{done}Port {holders.port} is free{where}."
             ok = not lines and not also
             return Outcome((head, *lines, *also), "success" if ok else "warning")
-        pids = sorted({p for s in targeted for p in s.pids})
+        pids = sorted({p for s in targeted for p in s.holders})
         holding = [by_pid[p] for p in pids if p in by_pid]
-        unknown = sum(1 for s in targeted if not s.pids)
+        unknown = sum(1 for s in targeted if not s.holders)
         escalate = tuple(t for t in holding if t.pid in sent_pids) if can_kill else ()
         more = tuple(t for t in holding if t.pid not in sent_pids)
         held_by = who(holding) + (f"{', ' if holding else ''}{unknown} socket(s) of unknown "
@@ -148,7 +176,7 @@ def judge(plan: ActionPlan, results: list[SignalResult], holders: PortHolders | 
                         "SIGKILL exactly these, or Esc to leave them.")
         if more:
             tail.append(f"PID {pid_list(more)} {'holds' if len(more) == 1 else 'hold'} it too "
-                        "and got no signal: press a to choose what to send them.")
+                        "and got no signal: they need a confirmation of their own.")
         return Outcome((head, *lines, *tail, *also), "error", escalate, more)
     if not alive:
         exited = [f"PID {pid_list(sent)} exited."] if sent else []

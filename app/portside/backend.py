@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .model import (
-    TIME_WAIT,
     Diagnosis,
     SignalResult,
     Snapshot,
@@ -31,12 +30,17 @@ class PortHolders:
     unknown: int  # sockets on the port whose holder cannot be seen
     sockets: tuple[Socket, ...] = ()  # the listening sockets on the port, with their holders
 
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """Every holder's PID, sorted (sockets whose holder cannot be seen add none)."""
+        return tuple(holder_pids(self.sockets))
+
     @classmethod
     def of(cls, port: int, snap: Snapshot) -> PortHolders:
         """Who holds the port in this snapshot."""
         socks = listeners_on(snap, port)
         return cls(port, not socks, snap.targets(holder_pids(socks)),
-                   sum(1 for s in socks if not s.pids), tuple(socks))
+                   sum(1 for s in socks if not s.holders), tuple(socks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,26 +79,3 @@ class Backend(Protocol):
 
     def diagnose(self, port: int) -> Diagnosis:
         """The EADDRINUSE diagnosis for a port (probes bind() for real)."""
-
-
-def socket_refusal(sock: Socket, is_root: bool = False) -> str | None:
-    """Why no process behind this socket can be acted on, or None."""
-    if sock.state == TIME_WAIT:
-        return "a TIME_WAIT socket belongs to no process: it goes by itself (see its time left)"
-    if not sock.pids:
-        return ("its owner is unknown: its process's files cannot be read" if is_root
-                else "its owner is unknown: run portside with sudo to see it")
-    return None
-
-
-def refusal(pid: int | None, identity: Identity) -> str | None:
-    """Why the dashboard must not offer to signal this PID, or None (checked again later)."""
-    if pid is None:
-        return "the owner of this socket is unknown (run with sudo to see it)"
-    if pid <= 1:
-        return "PID 1 is the init process: never signalled"
-    if pid == identity.pid:
-        return "that is portside itself"
-    if pid in identity.protected:
-        return f"PID {pid} is one of portside's parents (your shell or terminal)"
-    return None

@@ -18,11 +18,14 @@ from .model import (
     SENT,
     BindResult,
     Diagnosis,
+    Family,
     Gaps,
     ProcessInfo,
+    Proto,
     SignalResult,
     Snapshot,
     Socket,
+    State,
     Target,
     listeners_on,
     make_processes,
@@ -85,9 +88,9 @@ def _procs() -> dict[int, ProcessInfo]:
     return {p.pid: p for p in procs}
 
 
-def _listen(family: str, addr: str, port: int, pids: tuple[int, ...], user: str,
-            inode: int, uid: int = 1000, proto: str = "tcp") -> Socket:
-    state = "LISTEN" if proto == "tcp" else "NONE"
+def _listen(family: Family, addr: str, port: int, pids: tuple[int, ...], user: str,
+            inode: int, uid: int = 1000, proto: Proto = "tcp") -> Socket:
+    state: State = "LISTEN" if proto == "tcp" else "NONE"
     return Socket(proto, family, addr, port, None, None, state, inode, uid, pids,
                   pids[0] if pids else None, user)
 
@@ -140,11 +143,11 @@ def demo_snapshot(all_states: bool = False, gone: frozenset[int] = frozenset(),
     """The demo machine; processes in `gone` have exited (their sockets with them)."""
     procs = {pid: p for pid, p in _procs().items() if pid not in gone}
     socks = [s for s in _sockets() + (_established() if all_states else [])
-             if not s.pids or any(p not in gone for p in s.pids)]
-    socks = [s._replace(pids=tuple(p for p in s.pids if p not in gone),
-                        pid=next((p for p in s.pids if p not in gone), None)) if s.pids else s
+             if not s.holders or any(p not in gone for p in s.holders)]
+    socks = [s._replace(holders=tuple(p for p in s.holders if p not in gone),
+                        pid=next((p for p in s.holders if p not in gone), None)) if s.holders else s
              for s in socks]
-    unknown = sum(1 for s in socks if not s.pids and s.state != "TIME_WAIT")
+    unknown = sum(1 for s in socks if not s.holders and s.state != "TIME_WAIT")
     gaps = Gaps(is_root=False, unreadable_pids=3, unknown_owner=unknown,
                 notes=(f"{unknown} socket(s) with owner unknown: run with sudo to see every "
                        "process's sockets",) if unknown else ())

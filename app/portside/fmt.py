@@ -1,8 +1,13 @@
-"""Pure formatting helpers shared by the CLI and the UI: durations, addresses, safe text."""
+"""The formatting vocabulary of the CLI and the dashboard: durations, addresses, safe text,
+and the cells both draw."""
 
 from __future__ import annotations
 
+import signal
+import time
 import unicodedata
+
+from .model import TIME_WAIT, Socket, Target
 
 # Bidirectional overrides and isolates can reorder what a terminal shows (Trojan Source).
 _BIDI = frozenset(
@@ -73,3 +78,48 @@ def join_cmdline(cmdline: tuple[str, ...] | list[str] | None) -> str:
     for arg in cmdline:
         parts.append(repr(arg) if (not arg or any(c.isspace() for c in arg)) else arg)
     return " ".join(parts)
+
+
+# The cells the CLI table and the dashboard both draw -------------------------------------
+
+
+def signal_name(sig: int) -> str:
+    """SIGTERM, SIGKILL, ..."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def state_cell(sock: Socket) -> str:
+    """A socket's state as shown: TCP states by name, UDP as UNCONN or ESTAB (like ss)."""
+    if sock.proto == "tcp":
+        return sock.state
+    return "ESTAB" if sock.raddr else "UNCONN"
+
+
+def holders_cell(sock: Socket, sep: str = "") -> str:
+    """The main holder's PID and how many more hold the socket: "3100+2"; "?" unknown."""
+    if sock.pid is None:
+        return "" if sock.state == TIME_WAIT else "?"
+    more = len(sock.holders) - 1
+    return f"{sock.pid}{sep}+{more}" if more > 0 else str(sock.pid)
+
+
+def time_left_cell(left: float | None, exact: bool) -> str:
+    """A TIME_WAIT socket's time left; "~" marks an estimate."""
+    return "" if left is None else ("" if exact else "~") + format_duration(left)
+
+
+def clock_time(ts: float) -> str:
+    """A wall-clock time, as a start time is shown."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def describe_target(t: Target, now: float | None = None) -> tuple[str, str]:
+    """A process to be signalled: its PID, name, user and start (with its uptime at the
+    wall-clock `now`, if given), and its command line; all made safe."""
+    up = f" (up {format_duration(now - t.create_time)})" if now is not None else ""
+    head = (f"PID {t.pid}  {safe_text(t.name)}  user {safe_text(t.username or '?')}  "
+            f"started {clock_time(t.create_time)}{up}")
+    return head, safe_text(join_cmdline(t.cmdline) or "?")

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 # psutil's names for TCP states; UDP sockets have the state "NONE".
-LISTEN = "LISTEN"
-TIME_WAIT = "TIME_WAIT"
-ESTABLISHED = "ESTABLISHED"
-NONE = "NONE"
-TCP_STATES = (
+State = Literal["ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+                "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NONE"]
+Proto = Literal["tcp", "udp"]
+Family = Literal["ipv4", "ipv6"]
+LISTEN: Final = "LISTEN"
+TIME_WAIT: Final = "TIME_WAIT"
+ESTABLISHED: Final = "ESTABLISHED"
+NONE: Final = "NONE"
+TCP_STATES: tuple[State, ...] = (
     "ESTABLISHED",
     "SYN_SENT",
     "SYN_RECV",
@@ -28,7 +32,13 @@ TCP_STATES = (
     "LISTEN",
     "CLOSING",
 )
-ALL_STATES = (*TCP_STATES, NONE)
+ALL_STATES: tuple[State, ...] = (*TCP_STATES, NONE)
+_STATES: dict[str, State] = {s: s for s in ALL_STATES}
+
+
+def as_state(name: str) -> State:
+    """A state name from outside (psutil, /proc): one of ours, or CLOSE if unknown."""
+    return _STATES.get(name, "CLOSE")
 
 # Linux keeps a TIME_WAIT socket this long (2 x MSL); used for estimates elsewhere.
 TIME_WAIT_SECONDS = 60.0
@@ -44,16 +54,16 @@ class Socket(NamedTuple):
     faster than a frozen dataclass.
     """
 
-    proto: str  # "tcp" or "udp"
-    family: str  # "ipv4" or "ipv6"
+    proto: Proto
+    family: Family
     laddr: str
     lport: int
     raddr: str | None
     rport: int | None
-    state: str  # psutil's names; "NONE" for UDP
+    state: State  # psutil's names; "NONE" for UDP
     inode: int = 0  # 0 when unknown (always for TIME_WAIT)
     uid: int | None = None  # the socket's owner uid, when the kernel says
-    pids: tuple[int, ...] = ()  # every holder, sorted; () when unknown
+    holders: tuple[int, ...] = ()  # every holder PID, sorted; () when unknown
     pid: int | None = None  # the main holder: the one whose parent holds nothing
     user: str | None = None  # the holder's user, else the socket owner uid's name
     time_left: float | None = None  # TIME_WAIT only: seconds left at sample time
@@ -159,7 +169,7 @@ def listeners_on(snapshot: Snapshot, port: int) -> list[Socket]:
 
 def holder_pids(socks: Iterable[Socket]) -> list[int]:
     """Every distinct holder PID of these sockets, sorted."""
-    return sorted({p for s in socks for p in s.pids})
+    return sorted({p for s in socks for p in s.holders})
 
 
 def main_pid(pids: tuple[int, ...], ppid_of: Mapping[int, int | None]) -> int | None:
@@ -174,10 +184,11 @@ def main_pid(pids: tuple[int, ...], ppid_of: Mapping[int, int | None]) -> int | 
 # Acting on processes -------------------------------------------------------------------
 
 # Outcomes of one signal.
-SENT = "sent"
-GONE = "gone"  # exited, or the PID now names another process: nothing was sent
-DENIED = "denied"  # the kernel refused (another user's process)
-REFUSED = "refused"  # we refused: PID 1, ourselves, an ancestor, a kernel thread
+SignalOutcome = Literal["sent", "gone", "denied", "refused"]
+SENT: Final = "sent"
+GONE: Final = "gone"  # exited, or the PID now names another process: nothing was sent
+DENIED: Final = "denied"  # the kernel refused (another user's process)
+REFUSED: Final = "refused"  # we refused: PID 1, ourselves, an ancestor, a kernel thread
 GONE_MESSAGE = "exited or PID reused"
 
 
@@ -201,7 +212,7 @@ class SignalResult(NamedTuple):
 
     target: Target
     signal: int
-    outcome: str
+    outcome: SignalOutcome
     message: str
 
     @property

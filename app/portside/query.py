@@ -226,7 +226,7 @@ def _match_term(term: Term, sock: Socket, snap: Snapshot | None) -> bool:
     if kind == "proto":
         return sock.proto in values or sock.proto_label in values
     if kind == "pid":
-        return any(p in values for p in sock.pids)
+        return any(p in values for p in sock.holders)
     if kind == "user":
         return sock.user is not None and sock.user == values[0]
     if kind == "addr":

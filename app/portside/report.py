@@ -20,7 +20,7 @@ def diagnosis_lines(d: Diagnosis) -> list[str]:
         for s in d.listeners:
             fam = "IPv6" if s.family == "ipv6" else "IPv4"
             who = ", ".join(
-                f"PID {p} ({safe_text(names[p])})" if p in names else f"PID {p}" for p in s.pids
+                f"PID {p} ({safe_text(names[p])})" if p in names else f"PID {p}" for p in s.holders
             ) or "unknown holder"
             lines.append(f"  {format_endpoint(s.laddr, s.lport)} ({fam})  {who}")
         for p in d.holders:
@@ -58,7 +58,7 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult]) -> Diagnosis:
     holders = tuple(
         p for p in (snap.process(pid) for pid in holder_pids(listeners)) if p is not None
     )
-    unknown = sum(1 for s in listeners if not s.pids)
+    unknown = sum(1 for s in listeners if not s.holders)
     lefts = [s.time_left for s in tw if s.time_left is not None]
     last = max(lefts) if lefts else None
     usable = [b for b in binds if b.error != "unavailable"]

@@ -9,15 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Final, Literal
 
-from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, countdown, listeners_on
+from .backend import PortHolders
+from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, countdown
 from .query import Query, sort_key
 
 NEW_SECONDS = 3.0  # how long a new row stays highlighted
 GONE_SECONDS = 3.0  # how long a vanished row stays, marked as gone
 CHANGED_SECONDS = 3.0  # how long a state change stays marked
 
-NEW, GONE, CHANGED = "new", "gone", "changed"
+Mark = Literal["", "new", "gone", "changed"]
+NEW: Final = "new"  # highlighted for NEW_SECONDS
+GONE: Final = "gone"  # vanished: kept GONE_SECONDS, struck through
+CHANGED: Final = "changed"  # its state changed
 RowKey = tuple[object, ...]
 _SORTKEY = attrgetter("sortkey")
 
@@ -29,7 +34,7 @@ class Row:
     key: RowKey
     sock: Socket
     snap_mono: float  # monotonic time of the sample the socket comes from
-    mark: str = ""
+    mark: Mark = ""
     until: float = 0.0  # when the mark ends (monotonic)
     count: int = 1  # > 1 for a fold
     soonest: float | None = None  # fold: time left of the first to expire, at snap_mono
@@ -53,9 +58,8 @@ class Row:
 
 
 def row_keys(snap: Snapshot) -> list[RowKey]:
-    """Socket.key of every socket, inlined for speed (the sampler thread computes these)."""
-    return [(s[0], s[2], s[3], s[4] or "", s[5] or 0,
-             s[7] if s[6] == LISTEN or s[6] == "NONE" else 0) for s in snap.sockets]
+    """Every socket's key (the sampler thread computes these, off the UI thread)."""
+    return [s.key for s in snap.sockets]
 
 
 def fold_port(sock: Socket, listening: set[int]) -> tuple[str, int]:
@@ -90,8 +94,8 @@ class TableModel:
 
         `keys` are row_keys(snap), when the sampler thread computed them already.
         """
-        # The hot path at 50k sockets: tuple indexes instead of properties, one dict lookup
-        # per socket, and marked rows tracked apart so that nothing else is visited twice.
+        # The hot path at 50k sockets: one dict lookup per socket, and marked rows tracked
+        # apart so that nothing else is visited twice.
         first = self.snapshot is None
         previous = self.snapshot
         old = dict(self.rows)  # what is left in it at the end has gone
@@ -100,7 +104,7 @@ class TableModel:
         marked: set[RowKey] = set()
         mono = snap.monotonic
         tw: dict[int, int] = {}
-        new_mark = "" if first else NEW
+        new_mark: Mark = "" if first else NEW
         new_until = now + NEW_SECONDS
         self._gen = gen = self._gen + 1
         added: list[Row] = []
@@ -108,7 +112,7 @@ class TableModel:
         if keys is None:
             keys = row_keys(snap)
         for s, key in zip(snap.sockets, keys, strict=True):
-            state = s[6]
+            state = s.state
             row = pop(key, None)
             if row is None or row.mark == GONE:
                 if row is not None:
@@ -119,7 +123,7 @@ class TableModel:
                     marked.add(key)
             else:
                 before = row.sock
-                if before[6] != state or before[9] != s[9]:
+                if before.state != state or before.holders != s.holders:
                     row.mark, row.until, row.sortcol = CHANGED, now + CHANGED_SECONDS, ""
                     marked.add(key)
                     fresh.append(row)
@@ -133,7 +137,7 @@ class TableModel:
             row.gen = gen
             rows[key] = row
             if state == TIME_WAIT:
-                tw[s[3]] = tw.get(s[3], 0) + 1
+                tw[s.lport] = tw.get(s.lport, 0) + 1
         gone = 0
         for old_key, row in old.items():
             if old_key in rows:  # a duplicate key within one sample: already handled
@@ -250,7 +254,7 @@ class TableModel:
                 raddr=None if side == "local" else base.raddr,
                 time_left=max(lefts),
             )
-            mark = NEW if any(m.mark == NEW for m in members) else ""
+            mark: Mark = NEW if any(m.mark == NEW for m in members) else ""
             out.append(Row(("fold", proto, side, port), sock, first.snap_mono, mark,
                            max(m.until for m in members), len(members), min(lefts)))
         return out
@@ -275,10 +279,10 @@ class TableModel:
         snap = self.snapshot
         if snap is None or not self.tw_counts.get(port):
             return 0, None, None
-        # The details panel asks on every sample: the snapshot's tuples, not the rows (a
-        # row that is not gone is a socket of the snapshot), read by index.
-        lefts = [s[12] for s in snap.sockets
-                 if s[3] == port and s[6] == TIME_WAIT and s[12] is not None]
+        # The details panel asks on every sample: the snapshot's sockets, not the rows (a
+        # row that is not gone is a socket of the snapshot).
+        lefts = [s.time_left for s in snap.sockets
+                 if s.lport == port and s.state == TIME_WAIT and s.time_left is not None]
         if not lefts:
             return 0, None, None
         return (len(lefts), countdown(min(lefts), snap.monotonic, now),
@@ -288,32 +292,24 @@ class TableModel:
         """Every socket of the snapshot held by this process."""
         if self.snapshot is None:
             return []
-        return [s for s in self.snapshot.sockets if pid in s.pids]
+        return [s for s in self.snapshot.sockets if pid in s.holders]
 
 
 # Watching ports --------------------------------------------------------------------------
 
 
-def port_holders(snap: Snapshot, port: int) -> tuple[int, ...] | None:
-    """The PIDs holding a port (() when held by unknown processes), or None when free."""
-    socks = [s for s in listeners_on(snap, port) if s.proto == "tcp"] or \
-        listeners_on(snap, port)
-    if not socks:
-        return None
-    return tuple(sorted({p for s in socks for p in s.pids}))
-
-
-def watch_events(port: int, before: tuple[int, ...] | None, after: tuple[int, ...] | None,
+def watch_events(port: int, before: PortHolders, after: PortHolders,
                  name_of: Callable[[int], str]) -> list[str]:
     """What changed on a watched port between two samples, as notification texts."""
-    if before == after:
+    if (before.free, before.pids) == (after.free, after.pids):
         return []
 
     def who(pids: tuple[int, ...]) -> str:
         return ", ".join(f"PID {p} ({name_of(p)})" for p in pids) or "an unknown process"
 
-    if after is None:
+    if after.free:
         return [f"Port {port} is free"]
-    if before is None:
-        return [f"Port {port}: something listens now: {who(after)}"]
-    return [f"Port {port}: the listener changed (restart?): {who(before)} -> {who(after)}"]
+    if before.free:
+        return [f"Port {port}: something listens now: {who(after.pids)}"]
+    return [f"Port {port}: the listener changed (restart?): {who(before.pids)} -> "
+            f"{who(after.pids)}"]

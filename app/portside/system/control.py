@@ -11,7 +11,10 @@ from typing import Any
 
 import psutil
 
-from ..backend import socket_refusal as socket_refusal
+from .. import policy
+from ..actions import GRACE
+from ..backend import PortHolders
+from ..fmt import signal_name
 from ..model import (
     DENIED,
     GONE,
@@ -19,26 +22,15 @@ from ..model import (
     REFUSED,
     SENT,
     SignalResult,
-    Snapshot,
-    Socket,
     Target,
-    holder_pids,
-    listeners_on,
 )
 from .pidfds import REGISTRY, PidfdRegistry
+from .psapi import Psutil
 from .sampler import Sampler
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 PF_KTHREAD = 0x00200000
 SUDO_SUGGESTION = "permission denied: it belongs to another user (try sudo)"
-
-def signal_name(sig: int) -> str:
-    """SIGTERM, SIGKILL, ..."""
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
 
 def _is_kernel_thread(pid: int, proc_root: str = "/proc") -> bool:
     try:
@@ -51,7 +43,7 @@ def _is_kernel_thread(pid: int, proc_root: str = "/proc") -> bool:
     return len(fields) > 6 and bool(int(fields[6]) & PF_KTHREAD)
 
 
-def _ancestors(ps: Any = psutil) -> set[int]:
+def _ancestors(ps: Psutil = psutil) -> set[int]:
     pids: set[int] = set()
     try:
         for parent in ps.Process(os.getpid()).parents():
@@ -64,22 +56,18 @@ def _ancestors(ps: Any = psutil) -> set[int]:
     return pids
 
 
-def refusal(pid: int, ps: Any = psutil) -> str | None:
-    """Why this PID must never be signalled, or None when it may be."""
-    if pid <= 0:
-        return f"PID {pid} is not a process"
-    if pid == 1:
-        return "PID 1 is the init process: never signalled"
-    if pid == os.getpid():
-        return f"PID {pid} is portside itself"
-    if pid in _ancestors(ps):
-        return f"PID {pid} is one of portside's parents (your shell or terminal)"
+def refusal(pid: int, ps: Psutil = psutil) -> str | None:
+    """Why this PID must never be signalled, or None: the dashboard's policy, checked
+    against the machine as it is now (our parents now, and kernel threads)."""
+    why = policy.refusal(pid, os.getpid(), _ancestors(ps) if pid > 1 else ())
+    if why is not None:
+        return why
     if _is_kernel_thread(pid):
         return f"PID {pid} is a kernel thread"
     return None
 
 
-def target_of(pid: int, ps: Any = psutil, pidfds: PidfdRegistry | None = REGISTRY
+def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGISTRY
               ) -> Target | None:
     """Capture a live process's identity now; None when there is no such process.
 
@@ -119,7 +107,7 @@ def _live_threads(pid: int, proc_root: str = "/proc") -> bool:
         return False
 
 
-def _same_process(target: Target, ps: Any) -> tuple[bool, bool]:
+def _same_process(target: Target, ps: Psutil) -> tuple[bool, bool]:
     """(still the same live process, stopped) read right now."""
     try:
         proc = ps.Process(target.pid)
@@ -135,7 +123,7 @@ def _same_process(target: Target, ps: Any) -> tuple[bool, bool]:
     return True, status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
-def is_alive(target: Target, ps: Any = psutil) -> bool:
+def is_alive(target: Target, ps: Psutil = psutil) -> bool:
     """True while the target still runs (a zombie has exited; a new PID owner is not it)."""
     return _same_process(target, ps)[0]
 
@@ -143,7 +131,7 @@ def is_alive(target: Target, ps: Any = psutil) -> bool:
 NOT_LISTED = "no pidfd was captured when it was listed: nothing sent (list it again)"
 
 
-def send_signal(target: Target, sig: int, ps: Any = psutil,
+def send_signal(target: Target, sig: int, ps: Psutil = psutil,
                 use_pidfd: bool | None = None,
                 pidfds: PidfdRegistry | None = REGISTRY) -> SignalResult:
     """Signal the target only if it is still the same process; never raises.
@@ -186,36 +174,18 @@ def send_signal(target: Target, sig: int, ps: Any = psutil,
 # Freeing a port ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PortPlan:
-    """Who holds a port, frozen when the user is asked to confirm."""
-
-    port: int
-    sockets: tuple[Socket, ...]
-    targets: tuple[Target, ...]
-    refused: tuple[tuple[int, str], ...] = ()  # (pid, why) never to be signalled
-    unknown: int = 0  # listening sockets whose holder cannot be seen
-
-    @property
-    def empty(self) -> bool:
-        """True when nothing holds the port."""
-        return not self.sockets
-
-
-def plan_port(port: int, snapshot: Snapshot, ps: Any = psutil) -> PortPlan:
-    """Everything holding a port in this snapshot, split into targets and refusals."""
-    socks = listeners_on(snapshot, port)
+def targets_of(holders: PortHolders, ps: Psutil = psutil
+               ) -> tuple[list[Target], list[tuple[int, str]]]:
+    """A port's holders split into those that may be signalled and (pid, why) refusals."""
     targets: list[Target] = []
     refused: list[tuple[int, str]] = []
-    for pid in holder_pids(socks):
-        why = refusal(pid, ps)
-        info = snapshot.process(pid)
-        if why is not None:
-            refused.append((pid, why))
-        elif info is not None:
-            targets.append(Target.from_info(info))
-    unknown = sum(1 for s in socks if not s.pids)
-    return PortPlan(port, tuple(socks), tuple(targets), tuple(refused), unknown)
+    for t in holders.targets:
+        why = refusal(t.pid, ps)
+        if why is None:
+            targets.append(t)
+        else:
+            refused.append((t.pid, why))
+    return targets, refused
 
 
 @dataclass(slots=True)
@@ -225,14 +195,13 @@ class StopResult:
     ok: bool = False
     results: list[SignalResult] = field(default_factory=list)
     killed: list[SignalResult] = field(default_factory=list)  # the SIGKILLs of --force
-    ports: dict[int, tuple[bool, list[int], int]] = field(default_factory=dict)
+    ports: dict[int, PortHolders] = field(default_factory=dict)  # as last read
     alive: list[Target] = field(default_factory=list)  # awaited targets still running
 
 
-def port_state(port: int, sampler: Sampler) -> tuple[bool, list[int], int]:
-    """(free, holder PIDs, unknown-holder sockets) read from the kernel now."""
-    socks = listeners_on(sampler.sample(), port)
-    return not socks, holder_pids(socks), sum(1 for s in socks if not s.pids)
+def port_holders(port: int, sampler: Sampler) -> PortHolders:
+    """Who holds the port, read from the kernel now."""
+    return PortHolders.of(port, sampler.sample())
 
 
 def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.1,
@@ -250,7 +219,7 @@ def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.1,
         time.sleep(min(poll, left))
 
 
-def signal_all(targets: Iterable[Target], sig: int, ps: Any = psutil) -> list[SignalResult]:
+def signal_all(targets: Iterable[Target], sig: int, ps: Psutil = psutil) -> list[SignalResult]:
     """Signal each target (identity-checked)."""
     return [send_signal(t, sig, ps) for t in targets]
 
@@ -258,13 +227,13 @@ def signal_all(targets: Iterable[Target], sig: int, ps: Any = psutil) -> list[Si
 def stop(
     targets: Iterable[Target],
     sig: int = signal.SIGTERM,
-    grace: float = 5.0,
+    grace: float = GRACE,
     force: bool = False,
     ports: Iterable[int] = (),
     awaited: Iterable[Target] = (),
     sampler: Sampler | None = None,
     tick: Callable[[float], None] | None = None,
-    ps: Any = psutil,
+    ps: Psutil = psutil,
 ) -> StopResult:
     """Signal the targets; wait until every port is free and every awaited target exited.
 
@@ -280,13 +249,13 @@ def stop(
 
     def done() -> bool:
         for port in ports:
-            result.ports[port] = port_state(port, sampler)
+            result.ports[port] = port_holders(port, sampler)
         result.alive = [t for t in awaited if is_alive(t, ps)]
-        return all(state[0] for state in result.ports.values()) and not result.alive
+        return all(h.free for h in result.ports.values()) and not result.alive
 
     result.ok = wait_until(done, grace, tick=tick)
     if not result.ok and force and sig != signal.SIGKILL:
-        holding = {p for state in result.ports.values() for p in state[1]}
+        holding = {p for h in result.ports.values() for p in h.pids}
         remaining = [t for t in targets if (t.pid in holding or t in result.alive)
                      and is_alive(t, ps)]
         result.killed = signal_all(remaining, signal.SIGKILL, ps)

@@ -12,10 +12,10 @@ import socket
 import struct
 import sys
 
-from ..model import Socket
+from ..model import Family, Proto, Socket, State
 
 # Kernel TCP state numbers (include/net/tcp_states.h) -> psutil's names.
-TCP_STATE_NAMES = {
+TCP_STATE_NAMES: dict[int, State] = {
     1: "ESTABLISHED",
     2: "SYN_SENT",
     3: "SYN_RECV",
@@ -233,7 +233,7 @@ def _proc_addr(hexaddr: str, v6: bool) -> str:
 
 def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> list[Socket]:
     """Read /proc/net/{tcp,tcp6,udp,udp6}: slower than sock_diag but always there on Linux."""
-    files = [("tcp", "tcp", False), ("tcp", "tcp6", True)]
+    files: list[tuple[Proto, str, bool]] = [("tcp", "tcp", False), ("tcp", "tcp6", True)]
     if udp:
         files += [("udp", "udp", False), ("udp", "udp6", True)]
     out: list[Socket] = []
@@ -257,13 +257,13 @@ def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> lis
             la = _proc_addr(laddr_hex, v6)
             ra = _proc_addr(raddr_hex, v6)
             rport = int(rport_hex, 16)
-            state = "NONE" if proto == "udp" else TCP_STATE_NAMES.get(st, "CLOSE")
+            state: State = "NONE" if proto == "udp" else TCP_STATE_NAMES.get(st, "CLOSE")
             unspecified = "::" if v6 else "0.0.0.0"
             raddr: str | None = ra
             rp: int | None = rport
             if rport == 0 and ra == unspecified:
                 raddr, rp = None, None
-            family = "ipv6" if v6 else "ipv4"
+            family: Family = "ipv6" if v6 else "ipv4"
             lport = int(lport_hex, 16)
             if state == "TIME_WAIT":
                 when = int(f[5].split(":")[1], 16)

@@ -10,6 +10,7 @@ from typing import Any
 import psutil
 
 from ..model import ProcessInfo
+from .psapi import Psutil
 
 _ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
@@ -43,7 +44,7 @@ def _safe(fn: Any, default: Any = None) -> Any:
 class ProcessCache:
     """Keeps a psutil.Process per (pid, create_time); static details are read once."""
 
-    def __init__(self, ps: Any = psutil) -> None:
+    def __init__(self, ps: Psutil = psutil) -> None:
         self.ps = ps  # the psutil module, or a psutil-shaped fake in tests
         self._procs: dict[int, tuple[Any, ProcessInfo]] = {}
 

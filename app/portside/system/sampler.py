@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -17,10 +17,14 @@ from ..model import (
     NONE,
     TIME_WAIT,
     TIME_WAIT_SECONDS,
+    Family,
     Gaps,
     ProcessInfo,
+    Proto,
     Snapshot,
     Socket,
+    State,
+    as_state,
     main_pid,
     make_processes,
 )
@@ -28,6 +32,7 @@ from . import kernel
 from .holders import HolderIndex
 from .pidfds import PidfdRegistry
 from .procinfo import ProcessCache, user_name
+from .psapi import Connection, Psutil
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 SUDO_HINT = "run with sudo to see every process's sockets"
@@ -36,6 +41,18 @@ SUDO_HINT = "run with sudo to see every process's sockets"
 def _is_root() -> bool:
     geteuid = getattr(os, "geteuid", None)
     return geteuid is None or geteuid() == 0
+
+
+class OwnConnection(NamedTuple):
+    """A connection listed by its process, with that process's pid (as net_connections'
+    tuples carry)."""
+
+    family: int
+    type: int
+    laddr: Any
+    raddr: Any
+    status: str
+    pid: int | None
 
 
 class Sampler:
@@ -49,7 +66,7 @@ class Sampler:
         self,
         all_states: bool = False,
         reader: str | None = None,
-        ps: Any = psutil,
+        ps: Psutil = psutil,
         proc_root: str = "/proc",
         count_connections: bool = False,
         ancestors: bool = False,
@@ -78,7 +95,7 @@ class Sampler:
             socks, procs, denied = self._sample_linux(notes, counts)
         else:
             socks, procs, denied = self._sample_psutil(notes, mono, counts)
-        unknown = sum(1 for s in socks if not s.pids and s.state != TIME_WAIT)
+        unknown = sum(1 for s in socks if not s.holders and s.state != TIME_WAIT)
         root = _is_root()
         if unknown:
             notes.append(
@@ -139,7 +156,7 @@ class Sampler:
             pids = tuple(p for p in owners.get(s.inode, ()) if p in procs)
             owner = main_pid(pids, ppids)
             user = procs[owner].username if owner is not None else None
-            socks[i] = s._replace(pids=pids, pid=owner, user=user or user_name(s.uid))
+            socks[i] = s._replace(holders=pids, pid=owner, user=user or user_name(s.uid))
             if held is not None:
                 for p in pids:
                     held.setdefault(p, s.inode)
@@ -161,14 +178,14 @@ class Sampler:
 
     # Portable --------------------------------------------------------------------------
 
-    def _connections(self, notes: list[str]) -> list[Any]:
+    def _connections(self, notes: list[str]) -> list[Connection]:
         try:
             return list(self.ps.net_connections(kind="inet"))
         except self.ps.AccessDenied:
             # macOS without root: only our own processes' sockets can be listed.
             notes.append("the full socket list needs root here: showing your own processes "
                          f"only ({SUDO_HINT})")
-        conns: list[Any] = []
+        conns: list[Connection] = []
         me = os.getuid() if hasattr(os, "getuid") else None
         for proc in self.ps.process_iter(["pid", "uids"]):
             try:
@@ -176,7 +193,9 @@ class Sampler:
                 if me is not None and uids is not None and uids[0] != me:
                     continue
                 for c in proc.net_connections(kind="inet"):
-                    conns.append(c._replace(pid=proc.pid) if hasattr(c, "_replace") else c)
+                    # A process's own connections carry no pid: they are its.
+                    conns.append(OwnConnection(c.family, c.type, c.laddr, c.raddr, c.status,
+                                               proc.pid))
             except _PS_ERRORS:
                 continue
         return conns
@@ -187,8 +206,8 @@ class Sampler:
         conns = self._connections(notes)
         wanted = []
         for c in conns:
-            proto = "udp" if c.type == socket.SOCK_DGRAM else "tcp"
-            state = NONE if proto == "udp" else str(c.status)
+            proto: Proto = "udp" if c.type == socket.SOCK_DGRAM else "tcp"
+            state: State = NONE if proto == "udp" else as_state(str(c.status))
             if proto == "tcp" and state not in (LISTEN, TIME_WAIT):
                 if self.count_connections and c.laddr:
                     counts[c.laddr[1]] = counts.get(c.laddr[1], 0) + 1
@@ -201,7 +220,7 @@ class Sampler:
         for c, proto, state in wanted:
             laddr, lport = (c.laddr[0], c.laddr[1]) if c.laddr else ("", 0)
             raddr, rport = (c.raddr[0], c.raddr[1]) if c.raddr else (None, None)
-            family = "ipv6" if c.family == socket.AF_INET6 else "ipv4"
+            family: Family = "ipv6" if c.family == socket.AF_INET6 else "ipv4"
             time_left = None
             if state == TIME_WAIT:
                 key = (proto, laddr, lport, raddr, rport)
@@ -212,7 +231,7 @@ class Sampler:
             info = procs.get(pid) if pid else None
             out.append(Socket(
                 proto=proto, family=family, laddr=laddr, lport=lport, raddr=raddr,
-                rport=rport, state=state, pids=(pid,) if pid else (), pid=pid,
+                rport=rport, state=state, holders=(pid,) if pid else (), pid=pid,
                 user=info.username if info else None, time_left=time_left,
                 time_left_exact=False,
             ))
