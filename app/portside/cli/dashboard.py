@@ -1,0 +1,29 @@
+"""`portside [QUERY]`: the dashboard (the only command that imports Textual)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from ..fmt import safe_text
+from .args import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+
+
+def run(args: argparse.Namespace, err: TextIO) -> int:
+    """Run the dashboard in this terminal; exit 70 with one line if it stops on an error."""
+    from ..system.backend import LiveBackend
+    from ..ui.app import PortsideApp
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        err.write("portside: the dashboard needs a terminal; for scripts use "
+                  "`portside list` (see portside --help)\n")
+        return EXIT_USAGE
+    app = PortsideApp(LiveBackend(), query=list(args.query), interval=args.interval,
+                      watch=args.watch, grace=args.grace)
+    app.run()
+    if app.crash is not None:
+        err.write(f"portside: the dashboard stopped on an error: {safe_text(app.crash)}\n"
+                  "(PORTSIDE_DEBUG=1 shows the traceback; please report it)\n")
+        return EXIT_INTERNAL
+    return app.return_code or EXIT_OK

@@ -1,0 +1,146 @@
+"""`portside kill :PORT|PID...`: confirm, signal, wait for the port, report."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
+
+from ..backend import PortHolders
+from ..fmt import signal_name
+from ..model import DENIED, SENT, Target
+from .args import EXIT_FAIL, EXIT_NO_MATCH, EXIT_OK, EXIT_USAGE
+from .output import write_target
+
+if TYPE_CHECKING:
+    from ..system.sampler import Sampler
+
+
+def _confirm(question: str, stdin: TextIO, out: TextIO) -> bool:
+    out.write(f"{question} [y/N] ")
+    out.flush()
+    try:
+        answer = stdin.readline()
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    """Find the targets, ask, then signal and wait."""
+    from ..system import control
+    from ..system.pidfds import REGISTRY
+    from ..system.sampler import Sampler
+
+    sampler = Sampler(pidfds=REGISTRY)  # a pidfd for every holder, while it is listed
+    snap = sampler.sample()
+    ports = sorted({v for k, v in args.targets if k == "port"})
+    pids = sorted({v for k, v in args.targets if k == "pid"})
+    targets: dict[int, Target] = {}
+    ports_of: dict[int, list[int]] = {}
+    refused: dict[int, str] = {}
+    matched = False
+    for port in ports:
+        holders = PortHolders.of(port, snap)
+        if holders.free:
+            err.write(f"port {port}: nothing listens on it\n")
+            continue
+        matched = True
+        allowed, denied = control.targets_of(holders)
+        for t in allowed:
+            targets[t.pid] = t
+            ports_of.setdefault(t.pid, []).append(port)
+        refused.update(denied)
+        if holders.unknown:
+            hint = "run with sudo to see and stop it" if not snap.gaps.is_root else (
+                "its process's files cannot be read")
+            err.write(f"port {port}: {holders.unknown} listening socket(s) held by a process "
+                      f"portside cannot see: {hint}\n")
+    for pid in pids:
+        target = control.target_of(pid)
+        if target is None:
+            err.write(f"PID {pid}: no such process\n")
+            continue
+        matched = True
+        why = control.refusal(pid)
+        if why is not None:
+            refused[pid] = why
+        else:
+            targets.setdefault(pid, target)
+    if not matched:
+        err.write("nothing matched\n")
+        return EXIT_NO_MATCH
+    for _pid, why in sorted(refused.items()):
+        err.write(f"refused: {why}\n")
+    if not targets:
+        err.write("no process to signal\n")
+        return EXIT_FAIL
+    sig_name = signal_name(args.signal)
+    out.write(f"{'Would send' if args.dry_run else 'Will send'} {sig_name} to "
+              f"{len(targets)} process(es):\n")
+    for t in targets.values():
+        write_target(t, ports_of.get(t.pid, []), out)
+    if args.dry_run:
+        out.write("dry run: nothing sent\n")
+        return EXIT_OK
+    if not args.yes:
+        if not stdin.isatty():
+            err.write("refusing to signal without confirmation: no terminal to ask on "
+                      "(add --yes)\n")
+            return EXIT_USAGE
+        if not _confirm(f"Send {sig_name}?", stdin, out):
+            out.write("cancelled: nothing sent\n")
+            return EXIT_FAIL
+    return _execute(args, sampler, list(targets.values()), ports, pids, out, err)
+
+
+def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
+             ports: list[int], pids: list[int], out: TextIO, err: TextIO) -> int:
+    from ..system import control
+
+    tick = _ticker(err, ports, pids)
+    awaited = [t for t in targets if t.pid in pids]
+    res = control.stop(targets, args.signal, args.grace, args.force, ports, awaited,
+                       sampler, tick)
+    if tick is not None:
+        err.write("\r\x1b[K")
+    for r in res.results:
+        out.write(f"  PID {r.target.pid}: {r.message}\n")
+    if res.killed:
+        out.write(f"still there after {args.grace:g}s: sending SIGKILL\n")
+    for r in res.killed:
+        out.write(f"  PID {r.target.pid}: {r.message}\n")
+    for port in ports:
+        held = res.ports.get(port)
+        if held is None or held.free:
+            out.write(f"port {port}: freed\n")
+        else:
+            who = ", ".join(str(p) for p in held.pids) or "a process portside cannot see"
+            out.write(f"port {port}: still held by PID {who}\n")
+    for t in awaited:
+        out.write(f"PID {t.pid}: {'still running' if t in res.alive else 'exited'}\n")
+    denied = [r.target.pid for r in res.results if r.outcome == DENIED]
+    if denied:
+        err.write(f"permission denied for PID {', '.join(map(str, denied))}: "
+                  "they belong to another user; try: sudo portside kill ...\n")
+    # --force helps only where a process we signalled still holds on: never after a
+    # refusal, a permission error or a reused PID (nothing was sent to those).
+    signalled = {r.target.pid for r in res.results if r.outcome == SENT}
+    holding = {p for held in res.ports.values() for p in held.pids} | \
+        {t.pid for t in res.alive}
+    if not res.ok and not args.force and args.signal != signal.SIGKILL and signalled & holding:
+        err.write("add --force to send SIGKILL to what is left\n")
+    return EXIT_OK if res.ok else EXIT_FAIL
+
+
+def _ticker(err: TextIO, ports: list[int], pids: list[int]) -> Callable[[float], None] | None:
+    if not err.isatty():
+        return None
+    what = ", ".join([f"port {p}" for p in ports] + [f"PID {p}" for p in pids])
+
+    def tick(left: float) -> None:
+        err.write(f"\r\x1b[Kwaiting for {what}: {left:4.1f}s left")
+        err.flush()
+
+    return tick
