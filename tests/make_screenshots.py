@@ -16,10 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from portside.demo import DEMO_MONOTONIC, DemoBackend, demo_snapshot
-from portside.ui.app import PortsideApp
-from portside.ui.dialogs import ActionScreen
-from portside.ui.table import SocketTable
+from uikit import demo_app, running, stage
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 
@@ -36,22 +33,9 @@ SHOTS: list[tuple[str, tuple[int, int], int | None, tuple[str, ...]]] = [
 
 async def shoot(name: str, size: tuple[int, int], port: int | None, keys: tuple[str, ...],
                 folder: Path) -> Path:
-    app = PortsideApp(DemoBackend(), clock=lambda: DEMO_MONOTONIC, live=False)
-    async with app.run_test(size=size) as pilot:
-        app.apply_snapshot(demo_snapshot())
-        await pilot.pause()
-        if port is not None:
-            app.query_one(SocketTable).select(port)
-            await pilot.pause()
-        for key in keys:
-            await pilot.press(key)
-            await pilot.pause()
-        await pilot.pause(0.3)  # let workers (the probe) finish and the screen settle
-        screen = app.screen
-        if isinstance(screen, ActionScreen):  # as it stays once armed
-            deadline = time.monotonic() + 10
-            while not screen.armed and time.monotonic() < deadline:
-                await pilot.pause(0.05)
+    app = demo_app()
+    async with running(app, size=size) as pilot:
+        await stage(pilot, port, keys)
         path = folder / f"{name}.svg"
         app.save_screenshot(str(path.name), path=str(folder))
     return path

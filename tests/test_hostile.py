@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 from textual.pilot import Pilot
@@ -11,8 +10,9 @@ from textual.widgets._toast import Toast
 from conftest import Spawner, alive, require_root
 from portside.system.backend import LiveBackend
 from portside.ui.app import PortsideApp
-from portside.ui.dialogs import ActionScreen, TextScreen
-from test_ui import SIZE, arm, status_text, table, until
+from portside.ui.dialogs import ConfirmScreen, TextScreen
+from portside.ui.widgets import DetailsPane
+from uikit import dialog, main, notes, running, settled, table, until
 
 SLASH = "[/]"  # made the dashboard crash when t was pressed, or on a watched port
 SPOOF = "[@click=app.quit]"  # a dialog title that would read as something else
@@ -33,68 +33,64 @@ async def goto_port(pilot: Pilot[int], app: PortsideApp, port: int) -> None:
     await pilot.pause()
 
 
-async def open_dialog(pilot: Pilot[int], app: PortsideApp, port: int) -> ActionScreen:
-    """Press t on the port's listener; the dialog that opens."""
+async def open_dialog(pilot: Pilot[int], app: PortsideApp, port: int) -> ConfirmScreen:
+    """Press t on the port's listener; the dialog that opens, once armed."""
     await goto_port(pilot, app, port)
     await pilot.press("t")
-    await until(pilot, lambda: isinstance(app.screen, ActionScreen))
-    screen = app.screen
-    assert isinstance(screen, ActionScreen)
-    return screen
+    return await dialog(pilot)
 
 
-def test_hostile_names_are_text_everywhere(spawn: Spawner) -> None:
+async def test_hostile_names_are_text_everywhere(spawn: Spawner) -> None:
     require_root()
     # An ordinary user names its process "[/]": root's dashboard must not crash on it.
     slash = spawn("--name", SLASH, "--ignore-term", user="nobody")
     spoof = spawn("--name", SPOOF)
     watched = free_port()
     app = PortsideApp(LiveBackend(), interval=0.5, grace=1.0, watch=[watched])
+    async with running(app) as pilot:
+        await goto_port(pilot, app, slash.port)
+        row = table(app).current
+        assert row is not None
+        assert table(app).cells(row, app.clock())["process"] == SLASH
+        assert SLASH in main(app).query_one(DetailsPane).text
 
-    async def main() -> None:
-        async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await goto_port(pilot, app, slash.port)
-            row = table(app).current
-            assert row is not None
-            assert table(app).cells(row, app.clock())["process"] == SLASH
-            assert SLASH in status_text(app, "#details-body")
+        # The probe panel names the holder literally.
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, TextScreen))
+        assert f"({SLASH})" in str(app.screen.query_one("#report-body").render())
+        await pilot.press("escape")
 
-            # The probe panel names the holder literally.
-            await pilot.press("b")
-            await until(pilot, lambda: isinstance(app.screen, TextScreen))
-            assert f"({SLASH})" in status_text(app, "#report-body")
-            await pilot.press("escape")
+        # A dialog titled with markup shows it as text.
+        spoofed = await open_dialog(pilot, app, spoof.port)
+        assert SPOOF in str(spoofed.query_one("#dialog-title").render())
 
-            # A dialog titled with markup shows it as text.
-            spoofed = await open_dialog(pilot, app, spoof.port)
-            assert SPOOF in status_text(app, "#dialog-title")
+        # While it is open, a process named like a confirm link takes the watched port:
+        # its toast is text, and clicking it confirms nothing.
+        spawn("--name", CONFIRM, "--port", str(watched))
+        await until(pilot, lambda: any(CONFIRM in str(t.render())
+                                       for t in app.screen.query(Toast)), timeout=15)
+        toast = next(t for t in app.screen.query(Toast) if CONFIRM in str(t.render()))
+        rendered = toast.render()
+        assert "@click" not in repr(getattr(rendered, "spans", ""))
+        await pilot.click(toast)
+        await pilot.pause()  # the click and anything it triggered have been processed
+        assert spoofed.is_current and not [w for w in app.workers if w.group == "action"]
+        assert alive(spoof.pid)
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
 
-            # While it is open, a process named like a confirm link takes the watched port:
-            # its toast is text, and clicking it confirms nothing.
-            spawn("--name", CONFIRM, "--port", str(watched))
-            await until(pilot, lambda: any(CONFIRM in str(t.render())
-                                           for t in app.screen.query(Toast)), timeout=15)
-            toast = next(t for t in app.screen.query(Toast) if CONFIRM in str(t.render()))
-            rendered = toast.render()
-            assert "@click" not in repr(getattr(rendered, "spans", ""))
-            await pilot.click(toast)
-            await pilot.pause()  # the click and anything it triggered have been processed
-            assert spoofed.state == "confirm"
-            assert spoofed.is_current
-            assert alive(spoof.pid)
-            await pilot.press("n")
-            await until(pilot, lambda: not isinstance(app.screen, ActionScreen))
-
-            # Acting on "[/]" reports the outcome, naming it, without a crash.
-            dialog = await open_dialog(pilot, app, slash.port)
-            assert SLASH in status_text(app, "#dialog-title")
-            await arm(pilot, dialog)
-            if dialog.plan.typed_pid is not None:
-                await pilot.press(*str(slash.pid))
-            await pilot.press("enter" if dialog.plan.typed_pid is not None else "y")
-            await until(pilot, lambda: dialog.state == "done", timeout=15)
-            assert SLASH in status_text(app, "#dialog-status")
-            assert any(SLASH in str(t.render()) for t in app.screen.query(Toast))
-            assert app.is_running
-    asyncio.run(main())
+        # Acting on "[/]" reports the outcome, naming it, without a crash.
+        screen = await open_dialog(pilot, app, slash.port)
+        assert SLASH in str(screen.query_one("#dialog-title").render())
+        if screen.plan.typed_pid is not None:
+            await pilot.press(*str(slash.pid))
+        await pilot.press("enter" if screen.plan.typed_pid is not None else "y")
+        await settled(pilot)
+        assert any(SLASH in n for n in notes(app))
+        assert any(SLASH in str(t.render()) for t in app.screen.query(Toast))
+        # SIGTERM was ignored: SIGKILL is asked about, with the outcome, as text.
+        follow = await dialog(pilot)
+        assert SLASH in str(follow.query_one("#dialog-context").render())
+        await pilot.press("n")
+        assert app.is_running
     assert alive(slash.pid) and alive(spoof.pid)  # SIGTERM ignored; the other one untouched

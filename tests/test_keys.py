@@ -7,14 +7,13 @@ from collections.abc import Callable
 
 import pytest
 from textual import events
-from textual.pilot import Pilot
 from textual.widgets import Input
 
 from conftest import Spawner, Tmux, alive, portside_cmd, wait_for
 from portside.demo import DemoBackend
 from portside.ui.app import PortsideApp
-from portside.ui.dialogs import ActionScreen
-from test_ui import arm, demo_app, drive, goto, notes, status_text, until
+from portside.ui.dialogs import ConfirmScreen
+from uikit import demo_app, dialog, goto, main, notes, running, settled, until
 
 
 def type_ahead(app: PortsideApp, *keys: str) -> None:
@@ -29,78 +28,66 @@ def type_ahead(app: PortsideApp, *keys: str) -> None:
 
 
 @pytest.mark.parametrize("action", ["k", "t"])
-def test_everything_typed_after_slash_goes_to_the_filter(action: str) -> None:
+async def test_everything_typed_after_slash_goes_to_the_filter(action: str) -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 3000)
         type_ahead(app, "slash", action, "y")
-        box = app.query_one("#filter", Input)
+        box = main(app).query_one("#filter", Input)
         await until(pilot, lambda: box.value == f"{action}y")
         await pilot.pause()
-        assert not isinstance(app.screen, ActionScreen)
-    drive(demo_app(backend), body)
+        assert not isinstance(app.screen, ConfirmScreen)
     assert backend.sent == []
 
 
-def test_a_confirmation_typed_ahead_or_clicked_early_is_ignored() -> None:
+async def test_a_confirmation_typed_ahead_or_clicked_early_is_ignored() -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 3000)
         type_ahead(app, "k", "y", "enter")
-        await until(pilot, lambda: isinstance(app.screen, ActionScreen))
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         screen = app.screen
-        assert isinstance(screen, ActionScreen)
-        await until(pilot, lambda: "Ignored" in status_text(app, "#dialog-status"))
+        assert isinstance(screen, ConfirmScreen)
+        shown = screen
+        await until(pilot, lambda: "Ignored" in shown.status_text)
         await pilot.click("#confirm")  # a click before the dialog is armed does nothing
-        assert screen.state == "confirm" and backend.sent == []
-        assert screen.is_current  # Enter on the focused Cancel was dropped too
-        await arm(pilot, screen)
-        assert "Ready" in status_text(app, "#dialog-status")
+        assert app.screen is screen and backend.sent == []  # Enter on Cancel: dropped too
+        await dialog(pilot)
+        assert "Ready" in shown.status_text
         await pilot.click("#confirm")
-        await until(pilot, lambda: screen.state == "done")
-    drive(demo_app(backend), body)
+        await settled(pilot)
     assert backend.sent == [(2001, signal.SIGKILL)]
 
 
-def test_a_pid_pasted_before_the_dialog_is_armed_is_dropped() -> None:
+async def test_a_pid_pasted_before_the_dialog_is_armed_is_dropped() -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 5432, laddr="127.0.0.1")  # another user's: its PID must be typed
         type_ahead(app, "t", "1", "5", "0", "0", "enter")
-        await until(pilot, lambda: isinstance(app.screen, ActionScreen))
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         screen = app.screen
-        assert isinstance(screen, ActionScreen)
+        assert isinstance(screen, ConfirmScreen)
         screen.post_message(events.Paste("1500\r"))
         await pilot.pause()
         box = screen.query_one("#typed-pid", Input)
-        assert screen.focused is box and box.value == "" and screen.state == "confirm"
-        await arm(pilot, screen)
+        assert screen.focused is box and box.value == "" and app.screen is screen
+        await dialog(pilot)
         await pilot.press(*"1500")
         assert box.value == "1500"  # once armed, the box takes the digits at once
-    drive(demo_app(backend), body)
     assert backend.sent == []
 
 
-def test_no_row_action_when_the_terminal_is_too_small() -> None:
+async def test_no_row_action_when_the_terminal_is_too_small() -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+    app = demo_app(backend)
+    async with running(app, size=(20, 5)) as pilot:
         goto(app, 3000)
         await pilot.press("t", "y", "k", "y", "f", "y")
-        assert not isinstance(app.screen, ActionScreen)
+        assert not isinstance(app.screen, ConfirmScreen)
         assert any("too small" in n for n in notes(app))
-    drive(demo_app(backend), body, size=(20, 5))
     assert backend.sent == []
 
 

@@ -2,346 +2,335 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import threading
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from textual.app import App
-from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.command import CommandList
+from textual.widgets import Input
 
 from conftest import Spawner, alive
+from portside import view
 from portside.backend import PortHolders
 from portside.demo import DEMO_IDENTITY, DEMO_MONOTONIC, DemoBackend, demo_snapshot
 from portside.model import Snapshot
 from portside.ui.app import PortsideApp
-from portside.ui.dialogs import ActionScreen, TextScreen
+from portside.ui.dialogs import ConfirmScreen, TextScreen
 from portside.ui.table import SocketTable
-
-SIZE = (150, 45)
-
-
-def demo_app(backend: DemoBackend | None = None, **kw: Any) -> PortsideApp:
-    return PortsideApp(backend or DemoBackend(), clock=lambda: DEMO_MONOTONIC, live=False, **kw)
+from portside.ui.widgets import Banner, DetailsPane, StatusLine
+from portside.view import RowKey
+from uikit import SIZE, demo_app, dialog, goto, main, notes, running, settled, table, until
 
 
-def drive(app: PortsideApp, body: Callable[[Pilot[int]], Awaitable[None]],
-          size: tuple[int, int] = SIZE, snap: Snapshot | None = None) -> None:
-    """Run the app headless, feed it the demo snapshot, then run the test body."""
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            app.apply_snapshot(snap or demo_snapshot())
-            await pilot.pause()
-            await body(pilot)
-    asyncio.run(main())
+def header(app: Any) -> str:
+    return str(main(app).query_one(StatusLine).render())
 
 
-async def until(pilot: Pilot[int], predicate: Callable[[], object], timeout: float = 10.0
-                ) -> None:
-    """Let the app run until predicate() holds; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        await pilot.pause(0.05)
+def banner(app: Any) -> str:
+    return main(app).query_one(Banner).text
 
 
-async def arm(pilot: Pilot[int], screen: ActionScreen) -> None:
-    """Wait until the dialog accepts a confirmation (it ignores keys until then)."""
-    await until(pilot, lambda: screen.armed)
+def details(app: Any) -> str:
+    return main(app).query_one(DetailsPane).text
 
 
-def table(app: App[Any]) -> SocketTable:
-    return app.query_one("#table", SocketTable)
-
-
-def goto(app: App[Any], port: int, state: str = "LISTEN", laddr: str | None = None) -> None:
-    """Put the cursor on the first row with this port and state."""
-    assert table(app).select(port, state, laddr), f"no row {port} {state}"
-
-
-def status_text(app: App[Any], selector: str) -> str:
-    return str(app.screen.query_one(selector).render())
-
-
-def notes(app: App[Any]) -> list[str]:
-    return [n.message for n in app._notifications]
-
-
-def test_rows_details_and_cursor_keys() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+async def test_rows_details_and_cursor_keys() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
         assert len(app.model.view) == len(demo_snapshot().sockets)
         goto(app, 3000)
         await pilot.pause()
-        details = status_text(app, "#details-body")
-        assert "node" in details and "PID 2001" in details and "next dev -p 3000" in details
-        assert "bash (1204) ← sshd (812) ← systemd (1)" in details
+        text = details(app)
+        assert "node" in text and "PID 2001" in text and "next dev -p 3000" in text
+        assert "bash (1204) ← sshd (812) ← systemd (1)" in text
         await pilot.press("home")
         assert table(app).cursor == 0
         await pilot.press("end")
         assert table(app).cursor == len(app.model.view) - 1
         await pilot.press("pageup", "down", "up")
         assert table(app).cursor < len(app.model.view) - 1
-    drive(demo_app(), body)
 
 
-def test_k_then_n_sends_nothing() -> None:
+# Asking, then acting ---------------------------------------------------------------------
+
+
+async def test_k_then_n_or_escape_or_cancel_sends_nothing() -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 3000)
         await pilot.press("k")
-        assert isinstance(app.screen, ActionScreen)
-        assert "SIGKILL" in str(app.screen.query_one("#dialog-title", Static).render())
-        assert app.screen.focused is app.screen.query_one("#cancel")  # Cancel has the focus
+        screen = await dialog(pilot)
+        assert "SIGKILL" in screen.plan.title and screen.plan.sig == signal.SIGKILL
+        assert screen.focused is screen.query_one("#cancel")  # Cancel has the focus
         await pilot.press("n")
-        assert not isinstance(app.screen, ActionScreen)
-        await pilot.press("k", "escape")
-        assert not isinstance(app.screen, ActionScreen)
+        assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("k")
-        screen = app.screen
-        assert isinstance(screen, ActionScreen)
-        await arm(pilot, screen)
+        await dialog(pilot)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("k")
+        await dialog(pilot)
         await pilot.press("enter")  # Enter presses the focused Cancel
-        assert not isinstance(app.screen, ActionScreen)
-    drive(demo_app(backend), body)
+        assert not isinstance(app.screen, ConfirmScreen)
+        await settled(pilot)
+        assert sum("Cancelled: nothing was sent" in n for n in notes(app)) == 3
     assert backend.sent == []
 
 
-def test_t_then_y_terminates_and_reports_the_port_freed() -> None:
+async def test_t_then_y_terminates_and_reports_the_port_freed() -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 3000)
         await pilot.press("t")
-        screen = app.screen
-        assert isinstance(screen, ActionScreen)
-        body_text = status_text(app, "#dialog-body")
+        screen = await dialog(pilot)
+        body = str(screen.query_one("#dialog-body").render())
         for expected in ("PID 2001", "node", "user alice", "started", "next dev -p 3000",
                          "held by 1 process"):
-            assert expected in body_text
-        await arm(pilot, screen)
+            assert expected in body
         await pilot.press("y")
-        await until(pilot, lambda: screen.state == "done")
-        assert "Port 3000 is free" in status_text(app, "#dialog-status")
-        await pilot.press("escape")
-    drive(demo_app(backend), body)
+        assert not isinstance(app.screen, ConfirmScreen)  # the dialog decided; the app acts
+        await settled(pilot)
+        assert any("Port 3000 is free" in n for n in notes(app))
+        assert "Port 3000 is free" in main(app).activity
     assert backend.sent == [(2001, signal.SIGTERM)]
 
 
-def test_sigterm_ignored_then_sigkill_exactly_the_remaining_holders() -> None:
-    backend = DemoBackend()
+class SlowToExit(DemoBackend):
+    """The signalled process takes a few polls to let go of its port."""
 
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
+    def __init__(self, polls: int) -> None:
+        super().__init__()
+        self.polls = polls
+
+    def holders(self, port: int) -> PortHolders:
+        if self.polls > 0:
+            self.polls -= 1
+            return PortHolders.of(port, demo_snapshot())  # still held, as before the signal
+        return super().holders(port)
+
+
+async def test_escape_during_the_countdown_still_reports_the_outcome() -> None:
+    backend = SlowToExit(polls=5)
+    app = demo_app(backend)
+    async with running(app) as pilot:
+        goto(app, 3000)
+        await pilot.press("t")
+        await dialog(pilot)
+        await pilot.press("y")
+        await until(pilot, lambda: "waiting for port 3000" in main(app).activity)
+        await pilot.press("escape")  # during the countdown: the action goes on
+        await settled(pilot)
+        assert backend.polls == 0
+        assert any("Port 3000 is free" in n for n in notes(app))
+    assert backend.sent == [(2001, signal.SIGTERM)]
+
+
+async def test_sigterm_ignored_then_sigkill_exactly_the_remaining_holders() -> None:
+    backend = DemoBackend()
+    app = demo_app(backend, grace=0.3)
+    async with running(app) as pilot:
         goto(app, 8080)  # gunicorn master ignores SIGTERM
         await pilot.press("t")
-        screen = app.screen
-        assert isinstance(screen, ActionScreen)
-        assert "3 processes hold this socket" in status_text(app, "#dialog-body")
-        await arm(pilot, screen)
+        first = await dialog(pilot)
+        assert "3 processes hold this socket" in str(first.query_one("#dialog-body").render())
         await pilot.press("y")
-        await until(pilot, lambda: screen.state == "done")
-        assert "still held by PID 3100" in status_text(app, "#dialog-status")
-        # The master ignored SIGTERM: SIGKILL is offered to it alone. Its workers hold the
-        # socket too but got no signal: they are named, never offered SIGKILL.
-        assert [t.pid for t in screen.remaining] == [3100]
-        assert screen.result is not None and [t.pid for t in screen.result.more] == [3101, 3102]
-        await pilot.press("k")  # typed ahead of the outcome: ignored
+        await settled(pilot)
+        assert any("still held by PID 3100" in n for n in notes(app))
+        # A new question: SIGKILL for the master alone, which got SIGTERM. Its workers hold
+        # the socket too but got no signal: they are the other choice, never SIGKILLed.
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        follow = app.screen
+        assert isinstance(follow, ConfirmScreen) and follow is not first
+        assert follow.plan.sig == signal.SIGKILL
+        assert [t.pid for t in follow.plan.targets] == [3100]
+        assert follow.alternative is not None
+        assert [t.pid for t in follow.alternative.targets] == [3101, 3102]
+        assert follow.alternative.sig == signal.SIGTERM
+        assert "still held by PID 3100" in str(follow.query_one("#dialog-context").render())
+        await pilot.press("k")  # typed ahead of the question: ignored
         assert backend.sent == [(3100, signal.SIGTERM)]
-        await arm(pilot, screen)
+        await dialog(pilot)
         await pilot.press("k")
-        await until(pilot, lambda: screen.state == "done" and not screen.remaining)
-        assert "Port 8080 is free" in status_text(app, "#dialog-status")
-    drive(demo_app(backend, grace=0.3), body)
+        await settled(pilot)
+        assert any("Port 8080 is free" in n for n in notes(app))
     # SIGKILL to the master took its workers with it: they were not signalled twice.
     assert backend.sent == [(3100, signal.SIGTERM), (3100, signal.SIGKILL)]
 
 
-def test_target_is_frozen_when_the_dialog_opens() -> None:
+async def test_a_shows_the_plan_for_every_holder_and_asks_again() -> None:
     backend = DemoBackend()
+    app = demo_app(backend, grace=0.3)
+    async with running(app) as pilot:
+        goto(app, 8080)
+        await pilot.press("t")
+        screen = await dialog(pilot)
+        assert [t.pid for t in screen.plan.targets] == [3100]
+        await pilot.press("a")
+        await until(pilot, lambda: len(screen.plan.targets) == 3)
+        assert screen.alternative is None and not screen.armed  # read the new plan first
+        await pilot.press("y")
+        assert backend.sent == [] and isinstance(app.screen, ConfirmScreen)
+        await dialog(pilot)
+        await pilot.press("y")
+        await settled(pilot)
+    assert sorted(backend.sent) == [(3100, signal.SIGTERM), (3101, signal.SIGTERM),
+                                    (3102, signal.SIGTERM)]
 
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+
+async def test_target_is_frozen_when_the_dialog_opens() -> None:
+    backend = DemoBackend()
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 3000)
         await pilot.press("t")
-        assert isinstance(app.screen, ActionScreen)
+        await dialog(pilot)
         # Behind the dialog: a new sample arrives and the table is re-sorted.
-        app.model.sort_column, app.model.reverse = "pid", True
+        main(app).sort = ("pid", True)
         app.apply_snapshot(demo_snapshot(taken_at=demo_snapshot().taken_at + 2))
+        table(app).move_to(0)  # and the cursor is elsewhere (a click, say)
         await pilot.pause()
-        assert table(app).current is not None
-        screen = app.screen
-        assert isinstance(screen, ActionScreen)
-        await arm(pilot, screen)
+        current = table(app).current
+        assert current is not None and current.sock.lport != 3000
         await pilot.press("y")
-        await until(pilot, lambda: backend.sent)
-    drive(demo_app(backend), body)
+        await settled(pilot)
     assert backend.sent == [(2001, signal.SIGTERM)]
 
 
-def test_invalid_filter_keeps_the_last_valid_one() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
-        await pilot.press("slash", *":5432")
-        box = app.query_one("#filter", Input)
-        assert box.has_focus and box.value == ":5432"
-        ports = {r.sock.lport for r in app.model.view} | {r.sock.rport for r in app.model.view}
-        assert 5432 in ports and 3000 not in {r.sock.lport for r in app.model.view}
-        shown = [r.key for r in app.model.view]
-        box.value = ":5432 port:abc"  # as if pasted
-        await pilot.pause()
-        assert box.has_class("-invalid")
-        error = status_text(app, "#filter-error")
-        assert "port:abc" in error and "still showing: :5432" in error
-        assert [r.key for r in app.model.view] == shown
-        await pilot.press("escape")  # clears the filter and goes back to the table
-        assert box.value == "" and not box.has_class("-invalid")
-        assert len(app.model.view) == len(demo_snapshot().sockets)
-        assert table(app).has_focus
-    drive(demo_app(), body)
-
-
-def test_letters_typed_in_the_filter_trigger_nothing() -> None:
+async def test_another_users_process_needs_its_pid_typed() -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
-        goto(app, 3000)
-        await pilot.press("slash", *"tkfpazwbsdcq?")
-        await pilot.pause()
-        assert app.is_running and not isinstance(app.screen, (ActionScreen, TextScreen))
-        assert not app.paused and not app.model.fold and not app.all_states
-        assert not app.watched and app.model.sort_column == "port"
-        assert app.query_one("#filter", Input).value == "tkfpazwbsdcq?"
-    drive(demo_app(backend), body)
+    app = demo_app(backend)
+    async with running(app) as pilot:
+        goto(app, 5432, laddr="127.0.0.1")  # postgres's
+        await pilot.press("t")
+        screen = await dialog(pilot)
+        assert screen.plan.typed_pid == 1500
+        assert screen.focused is screen.query_one("#typed-pid")  # the box has the focus
+        await pilot.press("y", "enter")  # y is not a digit: the box stays empty
+        assert app.screen is screen and "Type 1500" in screen.status_text
+        assert "you typed nothing" in screen.status_text
+        await pilot.press(*"1499", "enter")
+        assert app.screen is screen
+        screen.query_one("#typed-pid", Input).value = ""
+        await pilot.press(*"1500", "enter")
+        assert app.screen is not screen
+        await settled(pilot)
+        # The demo user is not root: the kernel says no, and we say so.
+        assert any("permission denied" in n and "sudo" in n for n in notes(app))
     assert backend.sent == []
+
+
+async def test_free_port_lists_every_holder() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        goto(app, 8080)
+        await pilot.press("f")
+        screen = await dialog(pilot)
+        assert [t.pid for t in screen.plan.targets] == [3100, 3101, 3102]
+        text = str(screen.query_one("#dialog-body").render())
+        assert all(f"PID {p}" in text for p in (3100, 3101, 3102))
+        assert "Free port 8080" in str(screen.query_one("#dialog-title").render())
+        await pilot.press("n")
 
 
 @pytest.mark.parametrize(("port", "state", "why"), [
     (3000, "TIME_WAIT", "TIME_WAIT"),  # no process behind it
     (2024, "LISTEN", "sudo"),  # owner unknown
 ])
-def test_actions_unavailable_say_why(port: int, state: str, why: str) -> None:
+async def test_actions_unavailable_say_why(port: int, state: str, why: str) -> None:
     backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, port, state)
         await pilot.pause()
-        for action in ("terminate", "kill", "free"):
-            assert app.check_action(action, ()) is None  # dimmed in the footer
+        for kind in ("terminate", "kill", "free"):
+            assert main(app).check_action("signal", (kind,)) is None  # dimmed in the footer
         await pilot.press("t", "k", "f")
-        assert not isinstance(app.screen, ActionScreen)
+        assert not isinstance(app.screen, ConfirmScreen)
         assert sum(why in n for n in notes(app)) == 3
-    drive(demo_app(backend), body)
     assert backend.sent == []
 
 
-def test_our_parents_are_protected() -> None:
+async def test_our_parents_are_protected() -> None:
     ident = DEMO_IDENTITY.__class__(**{**{f: getattr(DEMO_IDENTITY, f) for f in (
         "hostname", "user", "is_root", "pid", "human")}, "protected": frozenset({2001})})
     backend = DemoBackend(identity=ident)
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 3000)
         await pilot.press("t")
-        assert not isinstance(app.screen, ActionScreen)
+        assert not isinstance(app.screen, ConfirmScreen)
         assert any("parents" in n for n in notes(app))
-    drive(demo_app(backend), body)
     assert backend.sent == []
 
 
-def test_another_users_process_needs_its_pid_typed() -> None:
-    backend = DemoBackend()
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        goto(app, 5432, laddr="127.0.0.1")  # postgres's
-        await pilot.press("t")
-        screen = app.screen
-        assert isinstance(screen, ActionScreen) and screen.plan.typed_pid == 1500
-        assert screen.focused is screen.query_one("#typed-pid")  # the box has the focus
-        await arm(pilot, screen)
-        await pilot.press("y", "enter")  # y is not a digit: the box stays empty
-        assert screen.state == "confirm" and "Type 1500" in status_text(app, "#dialog-status")
-        assert "you typed nothing" in status_text(app, "#dialog-status")
-        await pilot.press(*"1499", "enter")
-        assert screen.state == "confirm"
-        screen.query_one("#typed-pid", Input).value = ""
-        await pilot.press(*"1500", "enter")
-        await until(pilot, lambda: screen.state == "done")
-        # The demo user is not root: the kernel says no, and we say so.
-        assert "permission denied" in status_text(app, "#dialog-status")
-        assert "sudo" in status_text(app, "#dialog-status")
-    drive(demo_app(backend), body)
-    assert backend.sent == []
+# The view settings: one assignment each, and everything follows -----------------------
 
 
-def test_free_port_lists_every_holder() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        goto(app, 8080)
-        await pilot.press("f")
-        screen = app.screen
-        assert isinstance(screen, ActionScreen)
-        assert [t.pid for t in screen.plan.targets] == [3100, 3101, 3102]
-        text = status_text(app, "#dialog-body")
-        assert all(f"PID {p}" in text for p in (3100, 3101, 3102))
-        assert "Free port 8080" in status_text(app, "#dialog-title")
-        await pilot.press("n")
-    drive(demo_app(), body)
-
-
-def test_views_fold_all_states_sort_pause_details() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+async def test_fold_updates_the_rows_and_the_header_at_once() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        assert "folded" not in header(app)
         await pilot.press("z")
         assert any(r.folded for r in app.model.view)
+        assert "TIME_WAIT folded" in header(app)  # not at the next tick: now
         await pilot.press("z")
-        assert not any(r.folded for r in app.model.view)
-        await pilot.press("a")
-        assert app.all_states
-        app.apply_snapshot(demo_snapshot(all_states=True))
-        await pilot.pause()
-        assert any(r.sock.state == "ESTABLISHED" for r in app.model.view)
-        await pilot.press("s")
-        assert app.model.sort_column == "state"
+        assert not any(r.folded for r in app.model.view) and "folded" not in header(app)
+
+
+async def test_a_filter_updates_the_header_count_at_once() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        total = len(demo_snapshot().sockets)
+        await pilot.press("slash", *":3000")
+        assert f"{app.model.shown} of {total} sockets" in header(app)
+        assert app.model.shown < total
+
+
+async def test_sort_orders_the_rows_and_reverses_them() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        await pilot.press("s")  # port -> state
+        assert main(app).sort == ("state", False)
+        states = [r.sock.state for r in app.model.view]
+        assert states == sorted(states) and len(set(states)) > 2
         await pilot.press("S")
-        assert app.model.reverse
+        assert [r.sock.state for r in app.model.view] == sorted(states, reverse=True)
         await pilot.click(SocketTable, offset=(0, 0))  # the PROTO header
-        assert app.model.sort_column == "proto" and not app.model.reverse
-        await pilot.press("p")
-        assert app.paused and "PAUSED" in status_text(app, "#status")
-        await pilot.press("space")
-        assert not app.paused
+        assert main(app).sort == ("proto", False)
+        protos = [r.sock.proto_label for r in app.model.view]
+        assert protos == sorted(protos)
+        await pilot.click(SocketTable, offset=(0, 0))  # again: reversed
+        assert main(app).sort == ("proto", True)
+
+
+async def test_all_states_samples_every_state() -> None:
+    backend = DemoBackend()
+    app = PortsideApp(backend, interval=3600)
+    async with running(app) as pilot:
+        await until(pilot, lambda: app.model.snapshot is not None)
+        assert not any(r.sock.state == "ESTABLISHED" for r in app.model.view)
+        await pilot.press("a")
+        await until(pilot, lambda: any(r.sock.state == "ESTABLISHED" for r in app.model.view))
+        assert app.sampling is not None and app.sampling.all_states
+
+
+async def test_details_pane_hides_and_shows() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        pane = main(app).query_one(DetailsPane)
         await pilot.press("d")
-        assert not app.query_one("#details").display
+        assert not pane.display
         await pilot.press("d")
-        assert app.query_one("#details").display
+        assert pane.display
         await pilot.click(SocketTable, offset=(2, 3))
         assert table(app).cursor == 2
-    drive(demo_app(), body)
 
 
-def test_cursor_stays_on_its_socket_across_refreshes_and_sorts() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+async def test_cursor_stays_on_its_socket_across_refreshes_and_sorts() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
         goto(app, 8080)
         key = table(app).current.key  # type: ignore[union-attr]
         for keys in (("s",), ("s", "s"), ("S",)):
@@ -350,124 +339,124 @@ def test_cursor_stays_on_its_socket_across_refreshes_and_sorts() -> None:
         app.apply_snapshot(demo_snapshot(gone=frozenset({2301, 2001})))
         await pilot.pause()
         assert table(app).current.key == key  # type: ignore[union-attr]
-    drive(demo_app(), body)
 
 
-class BrokenEvent(threading.Event):
-    """An Event whose first wait() raises: the sampler loop itself dies (a bug, say)."""
+async def test_invalid_filter_keeps_the_last_valid_one() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        await pilot.press("slash", *":5432")
+        box = main(app).query_one("#filter", Input)
+        assert box.has_focus and box.value == ":5432"
+        ports = {r.sock.lport for r in app.model.view} | {r.sock.rport for r in app.model.view}
+        assert 5432 in ports and 3000 not in {r.sock.lport for r in app.model.view}
+        shown = [r.key for r in app.model.view]
+        box.value = ":5432 port:abc"  # as if pasted
+        await pilot.pause()
+        assert box.has_class("-invalid")
+        error = str(main(app).query_one("#filter-error").render())
+        assert "port:abc" in error and "still showing: :5432" in error
+        assert [r.key for r in app.model.view] == shown
+        await pilot.press("escape")  # clears the filter and goes back to the table
+        assert box.value == "" and not box.has_class("-invalid")
+        assert len(app.model.view) == len(demo_snapshot().sockets)
+        assert table(app).has_focus
 
-    broken = True
 
-    def wait(self, timeout: float | None = None) -> bool:
-        if BrokenEvent.broken:
-            BrokenEvent.broken = False
-            raise RuntimeError("the sampler loop broke")
-        return super().wait(timeout)
-
-
-def test_the_sampler_is_restarted_if_it_dies() -> None:
+async def test_letters_typed_in_the_filter_trigger_nothing() -> None:
     backend = DemoBackend()
-    app = PortsideApp(backend, interval=0.5)
-    app._wake = BrokenEvent()
-
-    async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: "sampler stopped" in status_text(app, "#banner"))
-            assert "the sampler loop broke" in status_text(app, "#banner")
-            samples = backend.samples
-            await until(pilot, lambda: backend.samples > samples)  # it runs again
-            await until(pilot, lambda: "sampler stopped" not in status_text(app, "#banner"))
-    asyncio.run(main())
-
-
-def test_watch_notifies_when_the_port_is_freed_and_taken() -> None:
-    bells: list[int] = []
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
-        app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+    app = demo_app(backend)
+    async with running(app) as pilot:
         goto(app, 3000)
-        await pilot.press("w")
-        assert 3000 in app.watched and ":3000" in status_text(app, "#status")
-        app.apply_snapshot(demo_snapshot(gone=frozenset({2001})))
+        await pilot.press("slash", *"tkfpazwbsdcq?")
         await pilot.pause()
-        assert any("Port 3000 is free" in n for n in notes(app)) and bells
-        app.apply_snapshot(demo_snapshot())
-        await pilot.pause()
-        assert any("something listens now: PID 2001 (node)" in n for n in notes(app))
-        assert len(bells) == 2
-    drive(demo_app(), body)
+        screen = main(app)
+        assert app.is_running and app.screen is screen
+        assert not screen.paused and not screen.fold and not screen.all_states
+        assert not screen.watched and screen.sort == ("port", False)
+        assert screen.query_one("#filter", Input).value == "tkfpazwbsdcq?"
+    assert backend.sent == []
 
 
-def test_watch_from_the_command_line_sets_a_baseline_first() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
-        assert not any("Port 3000" in n for n in notes(app))  # first sample: baseline only
-        app.apply_snapshot(demo_snapshot(gone=frozenset({2001})))
-        await pilot.pause()
-        assert any("Port 3000 is free" in n for n in notes(app))
-    drive(demo_app(watch=[3000]), body)
-
-
-def test_probe_help_copy_and_palette() -> None:
-    copied: list[str] = []
-
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
-        app.copy_to_clipboard = copied.append  # type: ignore[method-assign, assignment]
-        goto(app, 3000)
-        await pilot.press("b")
-        await until(pilot, lambda: isinstance(app.screen, TextScreen))
-        report = status_text(app, "#report-body")
-        assert "Port 3000" in report and "PID 2001 (node)" in report and "EADDRINUSE" in report
-        await pilot.press("escape")
-        await pilot.press("question_mark")
-        assert isinstance(app.screen, TextScreen)
-        assert "Filter syntax" in status_text(app, "#report-body")
-        await pilot.press("escape")
-        await pilot.press("c", "C")
-        assert copied == ["2001", "node /home/alice/shop/node_modules/.bin/next dev -p 3000"]
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Term", "Kill", "Free port", "Pause", "Refresh", "All", "Fold TW", "Watch",
-                "Probe", "Sort", "Reverse", "Details", "Copy PID", "Copy cmd", "Help",
-                "Filter", "Quit"} <= titles
-    drive(demo_app(), body)
-
-
-def test_markup_and_control_characters_are_shown_as_text() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        goto(app, 9999)
-        await pilot.pause()
-        row = table(app).current
-        assert row is not None
-        cells = table(app).cells(row, DEMO_MONOTONIC)
-        assert cells["process"] == "[red]evil\\e[2J\\u202eexe"
-        details = status_text(app, "#details-body")
-        assert "[bold]hi[/bold]\\x07" in details and "\x1b" not in details
-    drive(demo_app(), body)
-
-
-def test_tiny_terminal_shows_a_notice_and_q_quits() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert app.screen.has_class("too-small")
-        assert app.query_one("#too-small").display
-        await pilot.press("q")
-        await until(pilot, lambda: not app.is_running)
-    drive(demo_app(), body, size=(20, 5))
-
-
-def test_initial_query_and_bad_initial_query() -> None:
-    async def body(pilot: Pilot[int]) -> None:
-        app = pilot.app
-        assert isinstance(app, PortsideApp)
+async def test_initial_query() -> None:
+    app = demo_app(query=[":3000", ":8000", "state:listen"])
+    async with running(app):
         assert {r.sock.lport for r in app.model.view} == {8000, 3000}
-        assert app.query_one("#filter", Input).value == ":3000 :8000 state:listen"
-    drive(demo_app(query=[":3000", ":8000", "state:listen"]), body)
+        assert main(app).query_one("#filter", Input).value == ":3000 :8000 state:listen"
+
+
+async def test_a_bad_initial_query_is_marked_and_shows_everything() -> None:
+    app = demo_app(query="port:abc")
+    async with running(app):
+        box = main(app).query_one("#filter", Input)
+        assert box.value == "port:abc" and box.has_class("-invalid")
+        assert "port:abc" in str(main(app).query_one("#filter-error").render())
+        assert len(app.model.view) == len(demo_snapshot().sockets)
+
+
+# The sampler ------------------------------------------------------------------------------
+
+
+class SpyBackend(DemoBackend):
+    """Counts samples and the settings each was taken with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[bool] = []
+
+    def sample(self, all_states: bool) -> Snapshot:
+        self.calls.append(all_states)
+        return super().sample(all_states)
+
+
+def sampler_running(app: PortsideApp) -> bool:
+    return any(w.name == "sampler" and not w.is_finished and not w.is_cancelled
+               for w in app.workers)
+
+
+async def test_paused_means_no_sample_at_all() -> None:
+    backend = SpyBackend()
+    app = PortsideApp(backend, interval=0.5)
+    async with running(app) as pilot:
+        await until(pilot, lambda: len(backend.calls) >= 2)
+        await pilot.press("p")
+        assert "PAUSED" in header(app)
+        await until(pilot, lambda: not sampler_running(app))  # no thread left to sample
+        taken = len(backend.calls)
+        await pilot.press("r")  # refresh while paused: still nothing
+        await until(pilot, lambda: not sampler_running(app))
+        assert len(backend.calls) == taken
+        await pilot.press("space")  # resume
+        await until(pilot, lambda: len(backend.calls) > taken)
+        assert "PAUSED" not in header(app)
+
+
+async def test_refresh_samples_now() -> None:
+    backend = SpyBackend()
+    app = PortsideApp(backend, interval=3600)
+    async with running(app) as pilot:
+        await until(pilot, lambda: len(backend.calls) == 1)
+        await pilot.press("r")
+        await until(pilot, lambda: len(backend.calls) == 2)
+
+
+async def test_the_sampler_is_restarted_if_it_dies(monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = [True]
+    real = view.row_keys
+
+    def row_keys(snap: Snapshot) -> list[RowKey]:
+        if broken[0]:
+            broken[0] = False
+            raise RuntimeError("the sampler loop broke")  # a bug outside the sample's try
+        return real(snap)
+
+    monkeypatch.setattr("portside.ui.app.row_keys", row_keys)
+    backend = SpyBackend()
+    app = PortsideApp(backend, interval=0.5)
+    async with running(app) as pilot:
+        await until(pilot, lambda: "sampler stopped" in banner(app))
+        assert "the sampler loop broke" in banner(app)
+        await until(pilot, lambda: app.model.snapshot is not None)  # it runs again
+        assert "sampler stopped" not in banner(app)
 
 
 class FlakyBackend(DemoBackend):
@@ -484,66 +473,181 @@ class FlakyBackend(DemoBackend):
         return super().sample(all_states)
 
 
-def test_a_failing_sample_shows_a_banner_and_retries() -> None:
+async def test_a_failing_sample_shows_a_banner_and_retries() -> None:
     backend = FlakyBackend(failures=1)
     app = PortsideApp(backend, interval=0.5)
-
-    async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: "Sampling failed" in status_text(app, "#banner"))
-            assert "netlink went away" in status_text(app, "#banner")
-            await until(pilot, lambda: app.model.snapshot is not None, timeout=10)
-            assert "Sampling failed" not in status_text(app, "#banner")
-            samples = backend.samples
-            await pilot.press("r")  # refresh now
-            await until(pilot, lambda: backend.samples > samples)
-            await pilot.press("p")
-            paused_at = backend.samples
-            await pilot.pause(0.3)
-            assert backend.samples <= paused_at + 1  # at most one already under way
-    asyncio.run(main())
+    async with running(app) as pilot:
+        await until(pilot, lambda: "Sampling failed" in banner(app))
+        assert "netlink went away" in banner(app)
+        await until(pilot, lambda: app.model.snapshot is not None)
+        assert "Sampling failed" not in banner(app)
 
 
-@pytest.mark.skipif(not hasattr(asyncio, "run"), reason="needs asyncio.run")
-def test_terminate_a_real_listener_through_the_ui(spawn: Spawner) -> None:
+# Watch, probe, copy, help, palette ----------------------------------------------------
+
+
+async def test_watch_notifies_when_the_port_is_freed_and_taken() -> None:
+    bells: list[int] = []
+    app = demo_app()
+    async with running(app) as pilot:
+        app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+        goto(app, 3000)
+        await pilot.press("w")
+        assert 3000 in main(app).watched and ":3000" in header(app)
+        app.apply_snapshot(demo_snapshot(gone=frozenset({2001})))
+        await pilot.pause()
+        assert any("Port 3000 is free" in n for n in notes(app)) and bells
+        app.apply_snapshot(demo_snapshot())
+        await pilot.pause()
+        assert any("something listens now: PID 2001 (node)" in n for n in notes(app))
+        assert len(bells) == 2
+        await pilot.press("w")
+        assert 3000 not in main(app).watched and ":3000" not in header(app)
+
+
+async def test_watch_from_the_command_line_sets_a_baseline_first() -> None:
+    app = demo_app(watch=[3000])
+    async with running(app) as pilot:
+        assert not any("Port 3000" in n for n in notes(app))  # first sample: baseline only
+        app.apply_snapshot(demo_snapshot(gone=frozenset({2001})))
+        await pilot.pause()
+        assert any("Port 3000 is free" in n for n in notes(app))
+
+
+async def test_probe_help_and_copy() -> None:
+    copied: list[str] = []
+    app = demo_app()
+    async with running(app) as pilot:
+        app.copy_to_clipboard = copied.append  # type: ignore[method-assign, assignment]
+        goto(app, 3000)
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, TextScreen))
+        report = str(app.screen.query_one("#report-body").render())
+        assert "Port 3000" in report and "PID 2001 (node)" in report and "EADDRINUSE" in report
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, TextScreen)
+        help_text = str(app.screen.query_one("#report-body").render())
+        assert "Filter syntax" in help_text and "Terminate the highlighted process" in help_text
+        await pilot.press("escape")
+        await pilot.press("c", "C")
+        assert copied == ["2001", "node /home/alice/shop/node_modules/.bin/next dev -p 3000"]
+
+
+async def palette_run(pilot: Any, words: str) -> None:
+    await pilot.press("ctrl+p")
+    await until(pilot, lambda: type(pilot.app.screen).__name__ == "CommandPalette")
+    await pilot.press(*words)
+    await until(pilot, lambda: pilot.app.screen.query_one(CommandList).option_count > 0)
+    await pilot.press("enter")
+    await until(pilot, lambda: type(pilot.app.screen).__name__ != "CommandPalette")
+    await pilot.pause()
+
+
+async def test_the_palette_runs_actions_and_says_why_one_cannot_run() -> None:
+    backend = DemoBackend()
+    app = demo_app(backend)
+    async with running(app) as pilot:
+        await palette_run(pilot, "Fold each")
+        assert main(app).fold and "TIME_WAIT folded" in header(app)
+        goto(app, 3000, "TIME_WAIT")
+        await palette_run(pilot, "Terminate the highlighted")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("Not available: a TIME_WAIT socket" in n for n in notes(app))
+        goto(app, 3000)
+        await palette_run(pilot, "Terminate the highlighted")
+        screen = await dialog(pilot)
+        assert screen.plan.kind == "terminate" and screen.plan.targets[0].pid == 2001
+        await pilot.press("n")
+    assert backend.sent == []
+
+
+async def test_markup_and_control_characters_are_shown_as_text() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        goto(app, 9999)
+        await pilot.pause()
+        row = table(app).current
+        assert row is not None
+        cells = table(app).cells(row, DEMO_MONOTONIC)
+        assert cells["process"] == "[red]evil\\e[2J\\u202eexe"
+        assert "[bold]hi[/bold]\\x07" in details(app) and "\x1b" not in details(app)
+        main(app).notify("[@click=screen.confirm]x")  # Widget.notify asks for markup=True
+        await pilot.pause()
+        assert [n.markup for n in app._notifications][-1] is False
+
+
+# Size --------------------------------------------------------------------------------------
+
+
+async def test_tiny_terminal_shows_a_notice_and_q_quits() -> None:
+    app = demo_app()
+    async with running(app, size=(20, 5)) as pilot:
+        assert main(app).has_class("-narrow") and main(app).has_class("-short")
+        assert main(app).query_one("#too-small").display
+        assert not main(app).query_one("#main").display
+        await pilot.press("t")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running)
+
+
+async def test_a_resize_behind_a_dialog_reaches_the_main_screen() -> None:
+    app = demo_app()
+    async with running(app) as pilot:
+        screen = main(app)
+        goto(app, 3000)
+        await pilot.press("t")
+        first = await dialog(pilot)
+        await pilot.resize_terminal(40, 10)
+        await pilot.pause()
+        assert not first.has_class("-narrow")  # the dialog is not the main screen
+        await pilot.press("n")
+        await until(pilot, lambda: screen.has_class("-narrow"))
+        assert screen.query_one("#too-small").display
+        await pilot.press("question_mark")  # help works when small
+        assert isinstance(app.screen, TextScreen)
+        await pilot.resize_terminal(*SIZE)
+        await pilot.press("escape")
+        await until(pilot, lambda: not screen.has_class("-narrow"))
+        assert screen.has_class("-normal") or screen.has_class("-wide")
+        assert not screen.query_one("#too-small").display
+
+
+# For real ------------------------------------------------------------------------------
+
+
+async def test_terminate_a_real_listener_through_the_ui(spawn: Spawner) -> None:
     from portside.system.backend import LiveBackend
 
     held = spawn()
     app = PortsideApp(LiveBackend(), interval=0.5, grace=10)
-
-    async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            def row_index() -> int | None:
-                for i, r in enumerate(app.model.view):
-                    if r.sock.lport == held.port and r.sock.state == "LISTEN":
-                        return i
-                return None
-            await until(pilot, lambda: row_index() is not None)
-            index = row_index()
-            assert index is not None
-            table(app).move_to(index)
-            await pilot.pause()
-            row = table(app).current
-            assert row is not None and row.sock.pid == held.pid
-            await pilot.press("t")
-            screen = app.screen
-            assert isinstance(screen, ActionScreen)
-            assert screen.plan.targets[0].pid == held.pid
-            await arm(pilot, screen)
-            if screen.plan.typed_pid is not None:  # e.g. run under sudo
-                await pilot.press("y", *str(held.pid), "enter")
-            else:
-                await pilot.press("y")
-            await until(pilot, lambda: screen.state == "done", timeout=15)
-            assert f"Port {held.port} is free" in status_text(app, "#dialog-status")
-    asyncio.run(main())
+    async with running(app) as pilot:
+        def row_index() -> int | None:
+            for i, r in enumerate(app.model.view):
+                if r.sock.lport == held.port and r.sock.state == "LISTEN":
+                    return i
+            return None
+        await until(pilot, lambda: row_index() is not None)
+        index = row_index()
+        assert index is not None
+        table(app).move_to(index)
+        await pilot.pause()
+        row = table(app).current
+        assert row is not None and row.sock.pid == held.pid
+        await pilot.press("t")
+        screen = await dialog(pilot)
+        assert screen.plan.targets[0].pid == held.pid
+        if screen.plan.typed_pid is not None:  # e.g. run under sudo
+            await pilot.press(*str(held.pid), "enter")
+        else:
+            await pilot.press("y")
+        await settled(pilot)
+        assert any(f"Port {held.port} is free" in n for n in notes(app))
     assert not alive(held.pid)
 
 
-def test_holders_type_is_what_the_dialog_reads() -> None:
-    h = DemoBackend().holders(8080)
-    assert isinstance(h, PortHolders) and not h.free
-    assert [t.pid for t in h.targets] == [3100, 3101, 3102]
+# Painting ---------------------------------------------------------------------------------
 
 
 def test_changed_region_is_the_box_around_changed_characters() -> None:
@@ -555,11 +659,10 @@ def test_changed_region_is_the_box_around_changed_characters() -> None:
     assert changed_region(["名 9s"], ["名 8s"]) is None  # wide characters: not columns
 
 
-def test_a_ticking_countdown_repaints_only_its_cells() -> None:
+async def test_a_ticking_countdown_repaints_only_its_cells() -> None:
     clock = [DEMO_MONOTONIC]
-    app = PortsideApp(DemoBackend(), clock=lambda: clock[0], live=False)
-
-    async def body(pilot: Pilot[int]) -> None:
+    app = demo_app(clock=lambda: clock[0])
+    async with running(app) as pilot:
         t = table(app)
         t.tick()
         calls: list[tuple[Any, ...]] = []
@@ -588,4 +691,3 @@ def test_a_ticking_countdown_repaints_only_its_cells() -> None:
         assert not calls  # nothing changed: nothing repainted
         await pilot.press("down")
         assert calls and calls[-1] == ()  # the cursor moved: the whole table
-    drive(app, body)

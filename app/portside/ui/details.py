@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 
-from ..fmt import format_duration, format_endpoint, join_cmdline, safe_text
+from ..fmt import (
+    clock_time,
+    format_duration,
+    format_endpoint,
+    join_cmdline,
+    safe_text,
+    state_cell,
+    time_left_cell,
+)
 from ..model import TIME_WAIT, ProcessInfo, Snapshot, Socket
 from ..view import GONE, Row, TableModel
 
@@ -23,10 +29,6 @@ def _wall(snap: Snapshot, now: float) -> float:
     return snap.taken_at + (now - snap.monotonic)
 
 
-def _clock(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
 def _mem(rss: int | None) -> str:
     if rss is None:
         return "?"
@@ -38,7 +40,7 @@ def _sock_label(s: Socket) -> str:
     label = f"{s.proto_label} {format_endpoint(s.laddr, s.lport)}"
     if s.raddr:
         label += f" → {format_endpoint(s.raddr, s.rport or 0)}"
-    return f"{label} {s.state if s.proto == 'tcp' else 'UDP'}"
+    return f"{label} {state_cell(s)}"
 
 
 def parent_chain(snap: Snapshot, proc: ProcessInfo, limit: int = 8) -> str:
@@ -76,7 +78,7 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
         count, _, last = model.drain(sock.lport, now)
         drain = f", {count} TIME_WAIT (last in {format_duration(last)})" if count else ""
         _line(text, "", f"{conns} connection(s){drain}")
-    if not sock.pids:
+    if not sock.holders:
         text.append("\nOwner unknown", "bold")
         text.append(f" (socket user {safe_text(sock.user or '?')}).\n")
         if not snap.gaps.is_root:
@@ -96,7 +98,7 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
     _line(text, "user", safe_text(proc.username or sock.user or "?"))
     _line(text, "status", safe_text(proc.status or "?"))
     up = _wall(snap, now) - proc.create_time
-    _line(text, "started", f"{_clock(proc.create_time)} (up {format_duration(up)})")
+    _line(text, "started", f"{clock_time(proc.create_time)} (up {format_duration(up)})")
     cpu = "?" if proc.cpu_percent is None else f"{proc.cpu_percent:.1f}%"
     _line(text, "cpu/mem", f"{cpu} · {_mem(proc.rss)}")
     if proc.unit:
@@ -105,8 +107,8 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
     _line(text, "cwd", safe_text(proc.cwd or "?"))
     text.append("command\n", LABEL)
     text.append(safe_text(join_cmdline(proc.cmdline) or "?") + "\n")
-    text.append(f"\nholders ({len(sock.pids)})\n", LABEL)
-    for pid in sock.pids:
+    text.append(f"\nholders ({len(sock.holders)})\n", LABEL)
+    for pid in sock.holders:
         holder = snap.process(pid)
         name = safe_text(holder.name) if holder else "?"
         user = safe_text(holder.username or "?") if holder else "?"
@@ -123,7 +125,6 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
 
 def _time_wait(text: Text, model: TableModel, row: Row, now: float) -> None:
     sock = row.sock
-    approx = "" if sock.time_left_exact else "~"
     how = ("exact, from the kernel's timer" if sock.time_left_exact
            else "estimated from when it was first seen")
     if row.folded:
@@ -133,8 +134,9 @@ def _time_wait(text: Text, model: TableModel, row: Row, now: float) -> None:
         members = model.members(row)
         lefts = sorted(left for m in members if (left := m.time_left(now)) is not None)
         if lefts:
-            _line(text, "first", f"{approx}{format_duration(lefts[0])}")
-            _line(text, "last", f"{approx}{format_duration(lefts[-1])} ({how})")
+            exact = sock.time_left_exact
+            _line(text, "first", time_left_cell(lefts[0], exact))
+            _line(text, "last", f"{time_left_cell(lefts[-1], exact)} ({how})")
         text.append("\nThey belong to no process: nothing to stop. The port can be bound now "
                     "with SO_REUSEADDR, or without it once the last one is gone.\n")
         return
@@ -142,7 +144,7 @@ def _time_wait(text: Text, model: TableModel, row: Row, now: float) -> None:
     text.append(f" {_sock_label(sock)}\n\n")
     if sock.raddr:
         _line(text, "peer", format_endpoint(sock.raddr, sock.rport or 0))
-    _line(text, "left", f"{approx}{format_duration(row.time_left(now))} ({how})")
+    _line(text, "left", f"{time_left_cell(row.time_left(now), sock.time_left_exact)} ({how})")
     count, soonest, last = model.drain(sock.lport, now)
     if count:
         _line(text, "drain", f"port {sock.lport}: {count} socket(s), first in "

@@ -20,7 +20,15 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..fmt import format_age, format_duration, format_endpoint, safe_text
+from ..fmt import (
+    format_age,
+    format_duration,
+    format_endpoint,
+    holders_cell,
+    safe_text,
+    state_cell,
+    time_left_cell,
+)
 from ..model import TIME_WAIT, Snapshot
 from ..view import CHANGED, GONE, NEW, Row, RowKey, TableModel
 
@@ -121,6 +129,47 @@ def changed_region(before: list[str], after: list[str]) -> tuple[int, int, int, 
 
 class SocketTable(ScrollView, can_focus=True):
     """The live table of sockets. Row 0 is a sticky header; the cursor follows its key."""
+
+    DEFAULT_CSS = """
+    SocketTable {
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+    }
+    SocketTable > .socket-table--header {
+        text-style: bold;
+        background: $panel;
+        color: $foreground;
+    }
+    SocketTable > .socket-table--sorted {
+        color: $accent;
+    }
+    SocketTable > .socket-table--cursor {
+        background: $block-cursor-blurred-background;
+        color: $block-cursor-blurred-foreground;
+        text-style: $block-cursor-blurred-text-style;
+    }
+    SocketTable:focus > .socket-table--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: $block-cursor-text-style;
+    }
+    SocketTable > .socket-table--new {
+        background: $success 30%;
+    }
+    SocketTable > .socket-table--gone {
+        color: $text-disabled;
+        text-style: strike;
+    }
+    SocketTable > .socket-table--changed {
+        background: $warning 30%;
+    }
+    SocketTable > .socket-table--unknown {
+        color: $text-muted;
+    }
+    SocketTable > .socket-table--timewait {
+        color: $text-muted;
+    }
+    """
 
     COMPONENT_CLASSES = {
         "socket-table--header",
@@ -348,7 +397,7 @@ class SocketTable(ScrollView, can_focus=True):
         style = Style()
         if sock.state == TIME_WAIT:
             style += get("socket-table--timewait")
-        elif not sock.pids:
+        elif not sock.holders:
             style += get("socket-table--unknown")
         mark = row.mark if row.until > self.clock() or row.mark == GONE else ""
         if mark == NEW:
@@ -363,8 +412,7 @@ class SocketTable(ScrollView, can_focus=True):
         """The text of each column for a row, at time `now` (plain text, never markup)."""
         sock = row.sock
         snap: Snapshot | None = self.model.snapshot
-        cells = {"proto": sock.proto_label, "state": sock.state if sock.proto == "tcp" else
-                 ("UNCONN" if not sock.raddr else "ESTAB")}
+        cells = {"proto": sock.proto_label, "state": state_cell(sock)}
         if row.mark == GONE:
             cells["state"] = "gone"
         if row.folded:
@@ -379,21 +427,17 @@ class SocketTable(ScrollView, can_focus=True):
         if sock.raddr:
             cells["remote"] = format_endpoint(sock.raddr, sock.rport or 0)
         left = row.time_left(now)
-        if left is not None:
-            cells["time"] = ("" if sock.time_left_exact else "~") + format_duration(left)
+        cells["time"] = time_left_cell(left, sock.time_left_exact)
         if sock.state == TIME_WAIT:
             cells["pid"] = ""
             if not row.folded and sock.raddr:
                 cells["process"] = "peer " + format_endpoint(sock.raddr, sock.rport or 0)
             return cells
-        if not sock.pids:
+        if not sock.holders:
             cells.update(pid="?", process="?", user=safe_text(sock.user or "?"))
             return cells
         proc = row.proc or (snap.process(sock.pid) if snap else None)
-        pid = str(sock.pid)
-        if len(sock.pids) > 1:
-            pid += f"+{len(sock.pids) - 1}"
-        cells["pid"] = pid
+        cells["pid"] = holders_cell(sock)
         cells["process"] = safe_text(proc.name) if proc else "?"
         cells["user"] = safe_text(sock.user or "")
         if proc is not None and snap is not None and left is None:

@@ -1,0 +1,512 @@
+"""The main screen: the table, its view settings as reactives, and every action on a row.
+
+Dialogs only decide: a ConfirmScreen returns the plan the user confirmed, and this screen
+carries it out on a worker it owns, so the outcome is reported whether or not a dialog is
+still open.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Container, Horizontal
+from textual.message import Message
+from textual.notifications import SeverityLevel
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+from textual.worker import get_current_worker
+
+from .. import policy
+from ..actions import KILL_GRACE, ActionKind, ActionPlan, Outcome, addr_of, judge, pid_list
+from ..backend import Backend, PortHolders
+from ..fmt import join_cmdline, safe_text, signal_name
+from ..model import SENT, Diagnosis, Snapshot, Target
+from ..query import SORT_COLUMNS, Query, QueryError, parse
+from ..report import diagnosis_lines
+from ..view import RowKey, TableModel, watch_events
+from .commands import BY_ID, COMMANDS, ActionCommands, Command, bindings, help_keys
+from .details import details_text
+from .dialogs import ConfirmScreen, TextScreen, help_text
+from .table import SocketTable
+from .widgets import Banner, DetailsPane, StatusLine, header_text
+
+if TYPE_CHECKING:
+    from .app import PortsideApp
+
+MIN_WIDTH, MIN_HEIGHT = 60, 12  # below this the "too small" notice is shown
+WIDE = 150  # from this width the details pane sits beside the table
+POLL = 0.1  # seconds between checks while waiting for a port to be freed
+TOAST: dict[str, SeverityLevel] = {"success": "information", "warning": "warning",
+                                   "error": "error"}
+KEYS = {key: c for c in COMMANDS for key in c.key.split(",")}
+
+
+class ActionProgress(Message):
+    """Seconds left in an action's grace period, from its worker."""
+
+    def __init__(self, plan: ActionPlan, left: float) -> None:
+        super().__init__()
+        self.plan = plan
+        self.left = left
+
+
+class ActionDone(Message):
+    """An action finished: how it went, judged from who holds its sockets now."""
+
+    def __init__(self, plan: ActionPlan, outcome: Outcome) -> None:
+        super().__init__()
+        self.plan = plan
+        self.outcome = outcome
+
+
+class ProbeReady(Message):
+    """A port diagnosis from a worker."""
+
+    def __init__(self, diagnosis: Diagnosis | None, error: str = "") -> None:
+        super().__init__()
+        self.diagnosis = diagnosis
+        self.error = error
+
+
+class MainScreen(Screen[None]):
+    """The live table with its header, banner, filter box and details pane."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (MIN_WIDTH, "-normal"), (WIDE, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (MIN_HEIGHT, "-tall")]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings())
+    AUTO_FOCUS = "#table"
+    COMMANDS = {ActionCommands}
+
+    # The view settings. Each is one assignment away: a watcher does the rest.
+    filter_query: reactive[Query] = reactive(Query, init=False)
+    sort: reactive[tuple[str, bool]] = reactive(("port", False), init=False)
+    fold = reactive(False, init=False)
+    all_states = reactive(False, init=False)
+    paused = reactive(False, init=False)
+    details = reactive(True, init=False)
+
+    def __init__(self, backend: Backend, model: TableModel, interval: float, grace: float,
+                 initial_query: str, watch: list[int]) -> None:
+        super().__init__()
+        self.backend = backend
+        self.model = model
+        self.interval = interval
+        self.grace = grace
+        self.initial_query = initial_query
+        self.watched: dict[int, PortHolders | None] = {p: None for p in watch}
+        self.sampled_at: float | None = None
+        self.error = ""  # why sampling fails, while it does
+        self.activity = ""  # what the last action is doing, or how it ended
+
+    @property
+    def portside(self) -> PortsideApp:
+        """The app, typed."""
+        from .app import PortsideApp
+
+        assert isinstance(self.app, PortsideApp)
+        return self.app
+
+    def clock(self) -> float:
+        """The app's monotonic clock."""
+        return self.portside.clock()
+
+    # Layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield Static("", id="activity", markup=False)
+        yield Banner(id="banner")
+        with Horizontal(id="filterbar"):
+            yield Input(placeholder="filter: :3000 proc:node state:listen -state:tw   "
+                        "(/ to focus, Esc to clear)", id="filter", select_on_focus=False)
+        yield Static("", id="filter-error", markup=False)
+        with Container(id="main"):
+            yield SocketTable(self.model, clock=self.clock, id="table")
+            yield DetailsPane(id="details")
+        yield Static("Terminal too small for portside.\nEnlarge it, or press q to quit.",
+                     id="too-small", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Apply the initial filter and start the one-second tick."""
+        if self.initial_query:
+            self.query_one("#filter", Input).value = self.initial_query
+            self._set_filter(self.initial_query)
+        self.query_one(SocketTable).focus()
+        self.refresh_header()
+        self.set_interval(1.0, self._tick)
+
+    def on_resize(self) -> None:
+        """Too small, nothing has the focus (keys must not type into a hidden filter box);
+        big enough again, the table has it."""
+        if self.too_small:
+            self.set_focus(None)
+        elif self.focused is None:
+            self.set_focus(self.query_one(SocketTable))
+
+    @property
+    def too_small(self) -> bool:
+        """True while the table is hidden by the "too small" notice."""
+        width, height = self.app.size
+        return width < MIN_WIDTH or height < MIN_HEIGHT
+
+    # Samples ----------------------------------------------------------------------------
+
+    def apply_snapshot(self, snap: Snapshot, keys: list[RowKey] | None = None) -> None:
+        """Take a snapshot into the table: one dict diff, one sort, one repaint."""
+        self.error = ""
+        self.sampled_at = self.clock()
+        self.model.apply(snap, self.clock(), keys)
+        self.query_one(SocketTable).refresh_rows()
+        self._check_watches(snap)
+        self.refresh_header()
+
+    def sample_failed(self, error: str) -> None:
+        """Say why sampling fails (until a sample arrives)."""
+        self.error = error
+        self.refresh_header()
+
+    def _tick(self) -> None:
+        """Once a second: countdowns, expired marks, the sample's age."""
+        table = self.query_one(SocketTable)
+        if self.model.expire(self.clock()):
+            table.refresh_rows()
+        else:
+            table.tick()
+        self._show_details()
+        self.refresh_header()
+
+    def refresh_header(self) -> None:
+        """The header, the activity line and the banner, from the state of now."""
+        self.query_one(StatusLine).show(header_text(
+            self.backend.identity, self.interval, self.paused, self.model, self.sampled_at,
+            self.clock(), list(self.watched)))
+        activity = self.query_one("#activity", Static)
+        if str(activity.render()) != self.activity:
+            activity.update(self.activity)
+            activity.display = bool(self.activity)
+        lines = [self.error] if self.error else []
+        snap = self.model.snapshot
+        if snap is not None and snap.gaps.unknown_owner:
+            n = snap.gaps.unknown_owner
+            lines.append(f"{n} socket(s) belong to processes you cannot see (owner '?'): "
+                         "run `sudo portside` to see and stop them." if not snap.gaps.is_root
+                         else f"{n} socket(s) have an owner whose files cannot be read, "
+                         "even as root.")
+        self.query_one(Banner).show(lines, bool(self.error))
+
+    # The view settings ------------------------------------------------------------------
+
+    def _reshape(self) -> None:
+        """A view setting changed: rebuild the rows, repaint them, and say so above."""
+        model = self.model
+        model.query, model.fold = self.filter_query, self.fold
+        model.sort_column, model.reverse = self.sort
+        model.rebuild()
+        self.query_one(SocketTable).refresh_rows()  # -> Highlighted: details and footer
+        self.refresh_header()
+
+    def watch_filter_query(self) -> None:
+        """A new filter."""
+        self._reshape()
+
+    def watch_fold(self) -> None:
+        """TIME_WAIT folded or unfolded."""
+        self._reshape()
+
+    def watch_sort(self, sort: tuple[str, bool]) -> None:
+        """A new sort column or direction."""
+        self._reshape()
+        self.notify(f"Sorted by {sort[0]}{' (reversed)' if sort[1] else ''}", timeout=1.5)
+
+    def watch_paused(self, paused: bool) -> None:
+        """Pause or resume the sampler (the table stays as it is)."""
+        self.portside.resample(paused, self.all_states)
+        self.notify("Paused: press p to resume." if paused else "Live again.", timeout=2)
+        self.refresh_header()
+
+    def watch_all_states(self, all_states: bool) -> None:
+        """Sample every TCP state, or only LISTEN / TIME_WAIT / UDP."""
+        self.portside.resample(self.paused, all_states)
+        self.notify("Showing every TCP state." if all_states
+                    else "Showing listeners, UDP and TIME_WAIT.", timeout=2)
+
+    def watch_details(self, shown: bool) -> None:
+        """Show or hide the details pane."""
+        self.query_one(DetailsPane).display = shown
+        self._show_details()
+
+    def action_sort(self) -> None:
+        """Sort by the next column."""
+        cols = list(SORT_COLUMNS)
+        column = self.sort[0]
+        i = cols.index(column) if column in cols else -1
+        self.sort = (cols[(i + 1) % len(cols)], False)
+
+    def action_reverse(self) -> None:
+        """Reverse the sort order."""
+        self.sort = (self.sort[0], not self.sort[1])
+
+    def on_socket_table_header_clicked(self, message: SocketTable.HeaderClicked) -> None:
+        """Sort by the clicked column; a second click reverses."""
+        column, reverse = self.sort
+        self.sort = (column, not reverse) if column == message.sort else (message.sort, False)
+
+    def action_refresh(self) -> None:
+        """Sample now."""
+        self.portside.resample(self.paused, self.all_states)
+
+    # Filter -----------------------------------------------------------------------------
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._set_filter(event.value)
+
+    def _set_filter(self, text: str) -> None:
+        """Apply a valid query; an invalid one marks the box and keeps the last valid."""
+        box = self.query_one("#filter", Input)
+        error = self.query_one("#filter-error", Static)
+        try:
+            query = parse(text, me=self.backend.identity.user)
+        except QueryError as exc:
+            box.add_class("-invalid")
+            error.update(f"{exc} (still showing: {self.filter_query.source or 'all'})")
+            error.display = True
+            return
+        box.remove_class("-invalid")
+        error.display = False
+        self.filter_query = query
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.set_focus(self.query_one(SocketTable))
+
+    def action_filter(self) -> None:
+        """Focus the filter box now: every key typed after / goes to it, however fast."""
+        # Widget.focus() defers the change, so keys already queued behind / would still
+        # reach the table's bindings (a pasted "/ky" opened the kill dialog).
+        self.set_focus(self.query_one("#filter", Input))
+
+    def on_key(self, event: events.Key) -> None:
+        """Esc in the filter clears it; a row action's key says why it is unavailable."""
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            if event.key == "escape":
+                box.value = ""
+                self._set_filter("")
+                self.set_focus(self.query_one(SocketTable))
+                event.stop()
+            return
+        command = KEYS.get(event.key)
+        # A dimmed binding lets its key through to here: say why, do nothing.
+        if command is not None and command.row is not None and self._explain(command.row):
+            event.stop()
+
+    # Availability -----------------------------------------------------------------------
+
+    def unavailable(self, action: policy.RowAction) -> str | None:
+        """Why a row action cannot run on the highlighted row now, or None."""
+        ident = self.backend.identity
+        return policy.unavailable(action, self.query_one(SocketTable).current,
+                                  self.model.snapshot, ident.pid, ident.protected,
+                                  self.too_small)
+
+    def unavailable_command(self, command: Command) -> str | None:
+        """Why a command cannot run now (for the palette), or None."""
+        return self.unavailable(command.row) if command.row is not None else None
+
+    def _explain(self, action: policy.RowAction) -> bool:
+        why = self.unavailable(action)
+        if why:
+            self.notify(f"Not available: {why}.", severity="warning", timeout=4)
+        return why is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Unavailable row actions are dimmed in the footer (None), not hidden."""
+        if action == "filter":
+            # Typed in the box, `/` is just a character.
+            return not self.query_one("#filter", Input).has_focus
+        command = BY_ID.get(str(parameters[0]) if action == "signal" and parameters
+                            else action)
+        if command is not None and command.row is not None:
+            return None if self.unavailable(command.row) else True
+        return True
+
+    def on_socket_table_highlighted(self, message: SocketTable.Highlighted) -> None:
+        """The cursor moved (or its row changed): details, and which actions can run."""
+        self._show_details()
+        self.refresh_bindings()
+
+    def _show_details(self) -> None:
+        if self.details:
+            self.query_one(DetailsPane).show(details_text(
+                self.model, self.query_one(SocketTable).current, self.clock()))
+
+    # Signals: ask, then act -------------------------------------------------------------
+
+    def action_signal(self, kind: ActionKind) -> None:
+        """Terminate, kill or free: plan from the row on screen, and ask."""
+        if self._explain(kind):
+            return
+        row = self.query_one(SocketTable).current
+        snap = self.model.snapshot
+        assert row is not None and snap is not None  # unavailable() said so
+        plan = policy.plan(kind, row, snap, self.backend.identity.operator, self.grace)
+        self.ask(plan, plan.every_holder() if plan.others else None)
+
+    def ask(self, plan: ActionPlan, alternative: ActionPlan | None = None,
+            context: tuple[str, ...] = ()) -> None:
+        """Open the confirmation; the plan it returns is carried out here."""
+        self.app.push_screen(ConfirmScreen(plan, alternative, context), self._decided)
+
+    def _decided(self, plan: ActionPlan | None) -> None:
+        if plan is None:
+            self.notify("Cancelled: nothing was sent.", timeout=3)
+            return
+        self._carry_out(plan)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def _carry_out(self, plan: ActionPlan) -> None:
+        """Signal exactly the plan's targets, then poll until its sockets are free (or its
+        targets exit), for at most the grace period; post the judged outcome."""
+        worker = get_current_worker()
+        results = [self.backend.send_signal(t, plan.sig) for t in plan.targets]
+        deadline = time.monotonic() + plan.grace
+        holders: PortHolders | None = None
+        alive: list[Target] = []
+        wanted = set(plan.sockets)
+        while True:
+            if plan.port is not None:
+                holders = self.backend.holders(plan.port)
+                done = not any(addr_of(s) in wanted for s in holders.sockets)
+            else:
+                alive = [t for t in plan.targets if self.backend.is_alive(t)]
+                done = not alive
+            left = deadline - time.monotonic()
+            if done or left <= 0 or not any(r.outcome == SENT for r in results):
+                break
+            self.post_message(ActionProgress(plan, left))
+            if worker.cancelled_event.wait(min(POLL, left)):
+                break  # the app is closing
+        self.post_message(ActionDone(plan, judge(plan, results, holders, alive)))
+
+    def on_action_progress(self, message: ActionProgress) -> None:
+        """Count down in the activity line."""
+        plan = message.plan
+        what = (f"port {plan.port} to be free" if plan.port is not None
+                else "the process to exit")
+        self.activity = (f"{signal_name(plan.sig)} sent to PID {pid_list(plan.targets)}: "
+                         f"waiting for {what}: {message.left:4.1f}s left")
+        self.refresh_header()
+
+    def on_action_done(self, message: ActionDone) -> None:
+        """Report the outcome; a follow-up (SIGKILL, the other holders) is a new question."""
+        outcome = message.outcome
+        self.activity = " ".join(outcome.lines)
+        self.refresh_header()
+        self.set_timer(10, self._clear_activity(self.activity))
+        self.notify(self.activity, severity=TOAST[outcome.severity], timeout=8)
+        plan = message.plan
+        others = plan.follow_up(outcome.more) if outcome.more else None
+        if outcome.escalate:
+            self.ask(plan.escalation(outcome.escalate, KILL_GRACE), others,
+                     outcome.lines)
+        elif others is not None:
+            self.ask(others, None, outcome.lines)
+
+    def _clear_activity(self, text: str) -> Any:
+        def clear() -> None:
+            if self.activity == text:
+                self.activity = ""
+                self.refresh_header()
+        return clear
+
+    # Copy -------------------------------------------------------------------------------
+
+    def action_copy_pid(self) -> None:
+        """Copy the PID (OSC 52)."""
+        row = self.query_one(SocketTable).current
+        if self._explain("copy_pid") or row is None:
+            return
+        self.app.copy_to_clipboard(str(row.sock.pid))
+        self.notify(f"Copied PID {row.sock.pid}.", timeout=2)
+
+    def action_copy_cmdline(self) -> None:
+        """Copy the command line (OSC 52)."""
+        row = self.query_one(SocketTable).current
+        snap = self.model.snapshot
+        proc = snap.process(row.sock.pid) if row and snap else None
+        if self._explain("copy_cmdline") or proc is None:
+            return
+        self.app.copy_to_clipboard(join_cmdline(proc.cmdline))
+        self.notify("Copied the command line.", timeout=2)
+
+    # Watch and probe --------------------------------------------------------------------
+
+    def action_watch(self) -> None:
+        """Watch the highlighted port, or stop watching it."""
+        port = policy.row_port(self.query_one(SocketTable).current)
+        if port is None:
+            self.notify("Highlight a row to watch its port.", severity="warning")
+            return
+        if port in self.watched:
+            del self.watched[port]
+            self.notify(f"Stopped watching port {port}.", timeout=3)
+        else:
+            snap = self.model.snapshot
+            self.watched[port] = PortHolders.of(port, snap) if snap else None
+            self.notify(f"Watching port {port}: you will be told when it is freed or taken.",
+                        timeout=4)
+        self.refresh_header()
+
+    def _check_watches(self, snap: Snapshot) -> None:
+        for port, before in list(self.watched.items()):
+            after = PortHolders.of(port, snap)
+            self.watched[port] = after
+            if before is None:
+                continue  # the first sample sets the baseline
+
+            def name(pid: int) -> str:
+                proc = snap.process(pid)
+                return safe_text(proc.name) if proc else "?"
+
+            for event in watch_events(port, before, after, name):
+                self.notify(event, title="portside watch", timeout=10)
+                self.app.bell()
+
+    def action_probe(self) -> None:
+        """Run the EADDRINUSE diagnosis for the highlighted port."""
+        port = policy.row_port(self.query_one(SocketTable).current)
+        if port is None:
+            self.notify("Highlight a row to probe its port.", severity="warning")
+            return
+        self.notify(f"Probing port {port}…", timeout=2)
+        self._probe(port)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="probe")
+    def _probe(self, port: int) -> None:
+        try:
+            self.post_message(ProbeReady(self.backend.diagnose(port)))
+        except Exception as exc:  # shown in the UI: never a traceback
+            self.post_message(ProbeReady(None, f"{type(exc).__name__}: {exc}"))
+
+    def on_probe_ready(self, message: ProbeReady) -> None:
+        """Show the diagnosis in a panel."""
+        d = message.diagnosis
+        if d is None:
+            self.notify(f"Probe failed: {safe_text(message.error)}", severity="error")
+            return
+        verdict = "can be bound now" if d.can_bind else "cannot be bound now"
+        self.app.push_screen(TextScreen(f"Port {d.port}: {verdict}",
+                                        Text("\n".join(diagnosis_lines(d)))))
+
+    def action_help(self) -> None:
+        """Keys and the filter syntax."""
+        self.app.push_screen(TextScreen("portside help", help_text(help_keys(), self.grace)))
+

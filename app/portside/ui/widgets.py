@@ -1,0 +1,155 @@
+"""The main screen's text widgets. Each owns its text and repaints only when it changed."""
+
+from __future__ import annotations
+
+import time
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Static
+
+from ..backend import Identity
+from ..fmt import format_duration
+from ..view import TableModel
+
+
+class StatusLine(Widget):
+    """The one-line header; repainted in place, never re-laid out (it updates every second)."""
+
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+        padding: 0 1;
+        background: $panel;
+        color: $foreground;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = Text()
+
+    def show(self, text: Text) -> None:
+        """Replace the text (a repaint of one line, only when it differs)."""
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        """The current status."""
+        return self._text
+
+
+def header_text(identity: Identity, interval: float, paused: bool, model: TableModel,
+                sampled_at: float | None, now: float, watched: list[int]) -> Text:
+    """The header: who and where, live or paused, the sample's age, what is shown."""
+    snap = model.snapshot
+    status = Text(f"portside · {identity.hostname} · {identity.user} "
+                  f"({'root' if identity.is_root else 'not root'}) · every {interval:g}s · ")
+    if paused:
+        status.append("PAUSED", "bold reverse")
+    else:
+        status.append("● live", "bold")
+    if sampled_at is not None and snap is not None:
+        age = now - sampled_at
+        stale = not paused and age > max(3 * interval, interval + 5)
+        if stale or paused or age > interval + 1:
+            # Late: count the seconds. On time, the sample's clock time is enough (and an
+            # idle header does not have to repaint every second).
+            status.append(f" · sample {format_duration(age)} ago")
+        else:
+            status.append(" · sampled " + time.strftime("%H:%M:%S",
+                                                        time.localtime(snap.taken_at)))
+        if stale:
+            status.append(" STALE", "bold reverse")
+    else:
+        status.append(" · waiting for the first sample")
+    if snap is not None:
+        total = len(snap.sockets)
+        status.append(f" · {model.shown} of {total} sockets" if model.shown != total
+                      else f" · {total} sockets")
+        if model.fold:
+            status.append(" · TIME_WAIT folded")
+    if watched:
+        status.append(" · watching " + " ".join(f":{p}" for p in sorted(watched)))
+    return status
+
+
+class Banner(Static):
+    """Warnings above the table: a failing sampler, sockets whose owner cannot be seen."""
+
+    DEFAULT_CSS = """
+    Banner {
+        height: auto;
+        max-height: 3;
+        padding: 0 1;
+        background: $warning 25%;
+        color: $foreground;
+        display: none;
+    }
+    Banner.-error {
+        background: $error 35%;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", markup=False, id=id)
+        self._shown: tuple[str, bool] | None = None
+
+    def show(self, lines: list[str], error: bool) -> None:
+        """Show these lines (none: hidden); re-laid out only when they change."""
+        text = "\n".join(lines)
+        if (text, error) == self._shown:
+            return
+        self._shown = (text, error)
+        self.update(Text(text))
+        self.set_class(error, "-error")
+        self.display = bool(lines)
+
+    @property
+    def text(self) -> str:
+        """What the banner says now."""
+        return self._shown[0] if self._shown else ""
+
+
+class DetailsPane(VerticalScroll):
+    """Everything known about the highlighted row, scrollable."""
+
+    DEFAULT_CSS = """
+    DetailsPane {
+        height: 40%;
+        min-height: 6;
+        border-top: solid $primary 50%;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", markup=False, id="details-body")
+
+    def show(self, text: Text) -> None:
+        """Show the text. Static.update re-lays out the screen: skip it when nothing
+        visible changed, and repaint in place when the text keeps its shape."""
+        if text.plain == self._shown:
+            return
+        body = self.query_one("#details-body", Static)
+        width = body.size.width
+        lines, before = text.plain.split("\n"), self._shown.split("\n")
+        # Same height when no line that changed wraps, before or after.
+        relayout = len(lines) != len(before) or any(
+            a != b and (cell_len(a) > width or cell_len(b) > width)
+            for a, b in zip(lines, before, strict=True))
+        self._shown = text.plain
+        body.update(text, layout=relayout)
+
+    @property
+    def text(self) -> str:
+        """What the pane shows now."""
+        return self._shown
