@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterable
-from typing import Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
-from .backend import PortHolders
 from .fmt import safe_text, signal_name
 from .model import DENIED, GONE, REFUSED, SENT, SignalResult, Socket, Target
 
@@ -20,6 +19,9 @@ GRACE: Final = 5.0
 """Seconds a SIGTERM gets before its outcome is judged (dashboard and `kill --grace`)."""
 KILL_GRACE: Final = 2.0
 """Seconds a SIGKILL gets: the kernel ends the process at once; closing takes a moment."""
+
+if TYPE_CHECKING:
+    from .backend import PortHolders
 
 ActionKind = Literal["terminate", "kill", "free"]
 Severity = Literal["success", "warning", "error"]

@@ -282,7 +282,7 @@ def dashboard_measurements() -> dict[str, Any]:
                     clock[0] = s.monotonic
                     keys = row_keys(s)  # made on the sampler thread in the live app
                     w0, c0 = time.perf_counter(), time.process_time()
-                    app.apply_snapshot(s, keys)
+                    app.main.apply_snapshot(s, keys)
                     await pilot.pause()
                     walls.append((time.perf_counter() - w0) * 1000)
                     cpus.append((time.process_time() - c0) * 1000)

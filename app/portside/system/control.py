@@ -7,7 +7,6 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 
@@ -25,6 +24,7 @@ from ..model import (
     Target,
 )
 from .pidfds import REGISTRY, PidfdRegistry
+from .procinfo import read_or_none
 from .psapi import Psutil
 from .sampler import Sampler
 
@@ -80,8 +80,8 @@ def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGI
         with proc.oneshot():
             ctime = proc.create_time()
             name = proc.name()
-            user = _safe(proc.username)
-            cmd = _safe(proc.cmdline)
+            user = read_or_none(proc.username)
+            cmd = read_or_none(proc.cmdline)
     except _PS_ERRORS:
         if fd is not None:
             os.close(fd)
@@ -89,13 +89,6 @@ def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGI
     if fd is not None and pidfds is not None:
         pidfds.adopt((pid, ctime), fd)
     return Target(pid, ctime, name, user, tuple(cmd) if cmd is not None else None)
-
-
-def _safe(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except _PS_ERRORS:
-        return None
 
 
 def _live_threads(pid: int, proc_root: str = "/proc") -> bool:

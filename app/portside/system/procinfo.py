@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import psutil
 
 from ..model import ProcessInfo
-from .psapi import Psutil
+from .psapi import Process, Psutil
+
+T = TypeVar("T")
 
 _ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
@@ -34,11 +36,12 @@ def current_user() -> str:
     return user_name(os.geteuid()) or str(os.geteuid())
 
 
-def _safe(fn: Any, default: Any = None) -> Any:
+def read_or_none(fn: Callable[[], T]) -> T | None:
+    """fn(), or None when the process is gone or will not tell."""
     try:
         return fn()
     except _ERRORS:
-        return default
+        return None
 
 
 class ProcessCache:
@@ -46,7 +49,7 @@ class ProcessCache:
 
     def __init__(self, ps: Psutil = psutil) -> None:
         self.ps = ps  # the psutil module, or a psutil-shaped fake in tests
-        self._procs: dict[int, tuple[Any, ProcessInfo]] = {}
+        self._procs: dict[int, tuple[Process, ProcessInfo]] = {}
 
     def collect(self, pids: Iterable[int], ancestors: bool = False) -> dict[int, ProcessInfo]:
         """Details for these PIDs (and their parent chains); vanished ones are left out."""
@@ -90,26 +93,26 @@ class ProcessCache:
                     name = proc.name()
                 except psutil.AccessDenied:
                     name = "?"
-                ppid = _safe(proc.ppid)
+                ppid = read_or_none(proc.ppid)
                 base = ProcessInfo(
                     pid=pid,
                     ppid=ppid,
                     name=name,
                     create_time=ctime,
-                    username=_safe(proc.username),
-                    exe=_safe(proc.exe) or None,
-                    cmdline=_tuple(_safe(proc.cmdline)),
-                    cwd=_safe(proc.cwd),
+                    username=read_or_none(proc.username),
+                    exe=read_or_none(proc.exe) or None,
+                    cmdline=_tuple(read_or_none(proc.cmdline)),
+                    cwd=read_or_none(proc.cwd),
                     unit=cgroup_unit(pid),
                 )
-                _safe(lambda: proc.cpu_percent(None))  # primes the next reading
+                read_or_none(lambda: proc.cpu_percent(None))  # primes the next reading
         except (psutil.NoSuchProcess, OSError):
             return None
         info = self._dynamic(proc, base)
         self._procs[pid] = (proc, info)
         return info
 
-    def _dynamic(self, proc: Any, base: ProcessInfo) -> ProcessInfo:
+    def _dynamic(self, proc: Process, base: ProcessInfo) -> ProcessInfo:
         try:
             with proc.oneshot():
                 status = proc.status()
@@ -138,7 +141,7 @@ def cgroup_unit(pid: int, root: str = "/proc") -> str | None:
     return None
 
 
-def _tuple(value: Any) -> tuple[str, ...] | None:
+def _tuple(value: Iterable[object] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return tuple(str(v) for v in value)

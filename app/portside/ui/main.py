@@ -8,7 +8,8 @@ still open.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
@@ -420,7 +421,7 @@ class MainScreen(Screen[None]):
         elif others is not None:
             self.ask(others, None, outcome.lines)
 
-    def _clear_activity(self, text: str) -> Any:
+    def _clear_activity(self, text: str) -> Callable[[], None]:
         def clear() -> None:
             if self.activity == text:
                 self.activity = ""
