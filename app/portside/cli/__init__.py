@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from ..query import QueryError, parse
-from . import dashboard, kill, listing, wait, why
 from .args import COMMANDS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, command_parser, dashboard_parser
 from .args import parse as parse_args
 from .output import json_lines, socket_json
@@ -28,13 +27,18 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
     if argv and argv[0] in COMMANDS:
         command = argv[0]
         args = parse_args(command_parser(command), argv[1:], command == "list")
+        # Each command's module is imported when it runs: `list` starts without the rest.
         try:
             if command == "list":
+                from . import listing
                 return listing.run(args, out, err)
             if command == "why":
+                from . import why
                 return why.run(args, out, err)
             if command == "kill":
+                from . import kill
                 return kill.run(args, out, err, stdin)
+            from . import wait
             return wait.run(args, out, err)
         except QueryError as exc:
             err.write(f"portside {command}: invalid filter: {exc}\n")
@@ -47,6 +51,7 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
     except QueryError as exc:
         err.write(f"portside: invalid filter: {exc}\n")
         return EXIT_USAGE
+    from . import dashboard
     return dashboard.run(args, err)
 
 

@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psutil
 
@@ -25,8 +26,10 @@ from ..model import (
 )
 from .pidfds import REGISTRY, PidfdRegistry
 from .procinfo import read_or_none
-from .psapi import Psutil
 from .sampler import Sampler
+
+if TYPE_CHECKING:
+    from .psapi import Psutil
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 PF_KTHREAD = 0x00200000

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import psutil
 
 from ..model import ProcessInfo
-from .psapi import Process, Psutil
+
+if TYPE_CHECKING:
+    from .psapi import Process, Psutil
 
 T = TypeVar("T")
 

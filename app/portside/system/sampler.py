@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psutil
 
@@ -32,7 +32,9 @@ from . import kernel
 from .holders import HolderIndex
 from .pidfds import PidfdRegistry
 from .procinfo import ProcessCache, user_name
-from .psapi import Connection, Psutil
+
+if TYPE_CHECKING:
+    from .psapi import Connection, Psutil
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 SUDO_HINT = "run with sudo to see every process's sockets"

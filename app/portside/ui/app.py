@@ -5,7 +5,6 @@ Everything on screen belongs to MainScreen (portside.ui.main) and its dialogs.
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -98,9 +97,6 @@ class PortsideApp(App[int]):
 
     def on_mount(self) -> None:
         """Start sampling."""
-        # Everything built so far lives as long as the app: keep it out of the cyclic GC's
-        # walks, which otherwise revisit it every time 50k sockets' worth of rows churn.
-        gc.freeze()
         if self.live:
             self.resample(False, False)
 

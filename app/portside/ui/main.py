@@ -7,6 +7,7 @@ still open.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -31,7 +32,15 @@ from ..model import SENT, Diagnosis, Snapshot, Target
 from ..query import SORT_COLUMNS, Query, QueryError, parse
 from ..report import diagnosis_lines
 from ..view import RowKey, TableModel, watch_events
-from .commands import BY_ID, COMMANDS, ActionCommands, Command, bindings, help_keys
+from .commands import (
+    BY_ID,
+    COMMANDS,
+    ROW_COMMANDS,
+    ActionCommands,
+    Command,
+    bindings,
+    help_keys,
+)
 from .details import details_text
 from .dialogs import ConfirmScreen, TextScreen, help_text
 from .table import SocketTable
@@ -104,6 +113,7 @@ class MainScreen(Screen[None]):
         self.sampled_at: float | None = None
         self.error = ""  # why sampling fails, while it does
         self.activity = ""  # what the last action is doing, or how it ended
+        self._bindings_state: tuple[bool, ...] = ()  # the row actions' availability shown
 
     @property
     def portside(self) -> PortsideApp:
@@ -142,6 +152,10 @@ class MainScreen(Screen[None]):
         self.query_one(SocketTable).focus()
         self.refresh_header()
         self.set_interval(1.0, self._tick)
+        # Everything built so far (the app, this screen and its widgets) lives as long as
+        # the app: keep it out of the cyclic GC's walks, which otherwise revisit it every
+        # time 50k sockets' worth of rows churn (`make bench`, the dashboard section).
+        gc.freeze()
 
     def on_resize(self) -> None:
         """Too small, nothing has the focus (keys must not type into a hidden filter box);
@@ -342,7 +356,12 @@ class MainScreen(Screen[None]):
     def on_socket_table_highlighted(self, message: SocketTable.Highlighted) -> None:
         """The cursor moved (or its row changed): details, and which actions can run."""
         self._show_details()
-        self.refresh_bindings()
+        # The footer recomposes on refresh_bindings (tens of ms at 10k rows): only when
+        # an action became available or unavailable.
+        state = tuple(self.unavailable(c.row) is None for c in ROW_COMMANDS if c.row)
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
 
     def _show_details(self) -> None:
         if self.details:
