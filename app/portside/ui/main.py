@@ -130,6 +130,12 @@ class MainScreen(Screen[None]):
     # Layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # The breakpoint classes for the size of now, so that the first resize (which sets
+        # them) finds nothing to change and the screen is styled once, not twice.
+        width, height = self.app.size
+        for dimension, points in ((width, self.HORIZONTAL_BREAKPOINTS),
+                                  (height, self.VERTICAL_BREAKPOINTS)):
+            self.add_class(max((p for p in points if p[0] <= dimension), default=points[0])[1])
         yield StatusLine(id="status")
         yield Static("", id="activity", markup=False)
         yield Banner(id="banner")
