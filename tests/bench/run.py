@@ -498,6 +498,42 @@ def startup_section(results: dict[str, Any]) -> None:
 # Report ------------------------------------------------------------------------------------
 
 
+def baseline_lines(results: dict[str, Any]) -> list[str]:
+    """Side by side with baseline.json: a whole run of an earlier commit on the same host
+    (made by running this script in a checkout of that commit). Figures of runs on
+    different hosts do not compare; these do."""
+    path = HERE / "baseline.json"
+    if not path.exists():
+        return []
+    base = json.loads(path.read_text())
+    rows: list[tuple[str, float, float, str]] = []
+    for old, new in zip(base["sampler"], results["sampler"], strict=False):
+        pop = new["population"]
+        rows.append((f"sample / ss -tanp, {pop}", old["sampler"]["portside"] /
+                     old["sampler"]["ss -tanp"], new["sampler"]["portside"] /
+                     new["sampler"]["ss -tanp"], "x"))
+        rows.append((f"list --json / ss -tanp, {pop}", old["process"]["portside list --json"]
+                     / old["process"]["ss -tanp"], new["process"]["portside list --json"]
+                     / new["process"]["ss -tanp"], "x"))
+    for old, new in zip(base["dashboard"], results["dashboard"], strict=False):
+        rows.append((f"dashboard apply + repaint CPU, {new['rows']} rows", old["cpu_ms"],
+                     new["cpu_ms"], " ms"))
+    rows += [("key latency p95", base["latency"]["p95_ms"], results["latency"]["p95_ms"], " ms"),
+             ("idle, % of a core", base["idle"]["portside_pct"],
+              results["idle"]["portside_pct"], "%"),
+             ("peak RSS at 50k TIME_WAIT", base["memory"]["peak_rss_mb"],
+              results["memory"]["peak_rss_mb"], " MB"),
+             ("start-up to the first table", base["startup_ms"], results["startup_ms"], " ms")]
+    lines = ["## Against the baseline on the same host", "",
+             f"baseline.json: {base.get('label', 'an earlier commit')}, measured "
+             f"{base['date']} on {base['machine']}.", "",
+             "| figure | baseline | this run |", "|---|---:|---:|"]
+    for name, old_v, new_v, unit in rows:
+        fmt = "{:.2f}" if unit in ("x", "%") else "{:.1f}"
+        lines.append(f"| {name} | {fmt.format(old_v)}{unit} | {fmt.format(new_v)}{unit} |")
+    return [*lines, ""]
+
+
 def write_report(results: dict[str, Any]) -> None:
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = ["# portside benchmark results", "",
@@ -555,6 +591,7 @@ def write_report(results: dict[str, Any]) -> None:
               f"{results['memory']['soak_max_mb']:.1f} MB).",
               f"- Start-up: {results['startup_ms']:.0f} ms from launch (in tmux) to the first "
               "table with data (median).", ""]
+    lines += baseline_lines(results)
     idle_runs = HERE / "idle.json"
     if idle_runs.exists():  # `run.py --idle`, run by itself
         d = json.loads(idle_runs.read_text())
