@@ -164,7 +164,7 @@ async def test_a_shows_the_plan_for_every_holder_and_asks_again() -> None:
     app = demo_app(backend, grace=0.3)
     async with running(app) as pilot:
         goto(app, 8080)
-        await pilot.press("t")
+        await pilot.press("t", "a")  # the a comes before the dialog was seen: dropped
         screen = await dialog(pilot)
         assert [t.pid for t in screen.plan.targets] == [3100]
         await pilot.press("a")

@@ -434,10 +434,12 @@ class MainScreen(Screen[None]):
     def on_action_done(self, message: ActionDone) -> None:
         """Report the outcome; a follow-up (SIGKILL, the other holders) is a new question."""
         outcome = message.outcome
-        self.activity = " ".join(outcome.lines)
+        # The verdict in the activity line (one line, under the header); all of it in the
+        # toast and, for a follow-up, atop the next dialog.
+        self.activity = outcome.lines[0] if outcome.lines else ""
         self.refresh_header()
         self.set_timer(10, self._clear_activity(self.activity))
-        self.notify(self.activity, severity=TOAST[outcome.severity], timeout=8)
+        self.notify(" ".join(outcome.lines), severity=TOAST[outcome.severity], timeout=8)
         plan = message.plan
         others = plan.follow_up(outcome.more) if outcome.more else None
         if outcome.escalate:
