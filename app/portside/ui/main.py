@@ -44,7 +44,7 @@ from .commands import (
 from .details import details_text
 from .dialogs import ConfirmScreen, TextScreen, help_text
 from .table import SocketTable
-from .widgets import Banner, DetailsPane, StatusLine, header_text
+from .widgets import ActivityLine, Banner, DetailsPane, StatusLine, header_text
 
 if TYPE_CHECKING:
     from .app import PortsideApp
@@ -137,7 +137,7 @@ class MainScreen(Screen[None]):
                                   (height, self.VERTICAL_BREAKPOINTS)):
             self.add_class(max((p for p in points if p[0] <= dimension), default=points[0])[1])
         yield StatusLine(id="status")
-        yield Static("", id="activity", markup=False)
+        yield ActivityLine(id="activity")
         yield Banner(id="banner")
         with Horizontal(id="filterbar"):
             yield Input(placeholder="filter: :3000 proc:node state:listen -state:tw   "
@@ -208,10 +208,7 @@ class MainScreen(Screen[None]):
         self.query_one(StatusLine).show(header_text(
             self.backend.identity, self.interval, self.paused, self.model, self.sampled_at,
             self.clock(), list(self.watched)))
-        activity = self.query_one("#activity", Static)
-        if str(activity.render()) != self.activity:
-            activity.update(self.activity)
-            activity.display = bool(self.activity)
+        self.query_one(ActivityLine).show(self.activity)
         lines = [self.error] if self.error else []
         snap = self.model.snapshot
         if snap is not None and snap.gaps.unknown_owner:

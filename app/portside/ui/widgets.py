@@ -78,6 +78,30 @@ def header_text(identity: Identity, interval: float, paused: bool, model: TableM
     return status
 
 
+class ActivityLine(Static):
+    """What the last action is doing (a countdown), then how it ended; hidden when idle."""
+
+    DEFAULT_CSS = """
+    ActivityLine {
+        height: 1;
+        padding: 0 1;
+        background: $accent 20%;
+        display: none;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", markup=False, id=id)
+        self._shown = ""
+
+    def show(self, text: str) -> None:
+        """Show this text (empty: hidden); updated only when it changes."""
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
+            self.display = bool(text)
+
+
 class Banner(Static):
     """Warnings above the table: a failing sampler, sockets whose owner cannot be seen."""
 
