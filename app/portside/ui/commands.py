@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Protocol, cast
 
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -79,32 +81,38 @@ def help_keys() -> list[tuple[str, str]]:
             ("ctrl+p", "Command palette: every action by name")]
 
 
+class CommandHost(Protocol):
+    """The screen the palette acts on (MainScreen)."""
+
+    def unavailable_command(self, command: Command) -> str | None:
+        """Why the command cannot run now, or None."""
+
+    async def run_command(self, command: Command) -> None:
+        """Run it, or say why it cannot run."""
+
+
 class ActionCommands(Provider):
-    """Every portside action in the command palette, run through run_action.
+    """Every portside action in the command palette, run through the screen's run_command.
 
     An action that cannot run on the highlighted row says why in its help line; run
     anyway, it explains itself and does nothing.
     """
 
+    @property
+    def host(self) -> CommandHost:
+        """The screen the palette was opened on."""
+        return cast(CommandHost, self.screen)
+
     def _commands(self) -> list[tuple[Command, str]]:
-        why = getattr(self.screen, "unavailable_command", None)
         out = []
         for c in COMMANDS:
-            reason = why(c) if callable(why) else None
+            reason = self.host.unavailable_command(c)
             key = c.key_display or c.key.split(",")[0]
             out.append((c, f"Not available now: {reason}" if reason else f"key {key}"))
         return out
 
-    def _run(self, command: Command) -> Callable[[], Awaitable[object]]:
-        async def run() -> None:
-            # run_action skips a disabled action without a word: say why instead.
-            why = getattr(self.screen, "unavailable_command", None)
-            reason = why(command) if callable(why) else None
-            if reason:
-                self.app.notify(f"Not available: {reason}.", severity="warning", timeout=4)
-            else:
-                await self.screen.run_action(command.action)
-        return run
+    def _run(self, command: Command) -> Callable[[], Awaitable[None]]:
+        return partial(self.host.run_command, command)
 
     async def discover(self) -> Hits:
         """Every action, before anything is typed."""

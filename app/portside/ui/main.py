@@ -339,6 +339,12 @@ class MainScreen(Screen[None]):
         """Why a command cannot run now (for the palette), or None."""
         return self.unavailable(command.row) if command.row is not None else None
 
+    async def run_command(self, command: Command) -> None:
+        """Run a command from the palette; one that cannot run says why (run_action
+        alone would skip a disabled action without a word)."""
+        if command.row is None or not self._explain(command.row):
+            await self.run_action(command.action)
+
     def _explain(self, action: policy.RowAction) -> bool:
         why = self.unavailable(action)
         if why:
@@ -491,16 +497,15 @@ class MainScreen(Screen[None]):
         self.refresh_header()
 
     def _check_watches(self, snap: Snapshot) -> None:
+        def name(pid: int) -> str:
+            proc = snap.process(pid)
+            return safe_text(proc.name) if proc else "?"
+
         for port, before in list(self.watched.items()):
             after = PortHolders.of(port, snap)
             self.watched[port] = after
             if before is None:
                 continue  # the first sample sets the baseline
-
-            def name(pid: int) -> str:
-                proc = snap.process(pid)
-                return safe_text(proc.name) if proc else "?"
-
             for event in watch_events(port, before, after, name):
                 self.notify(event, title="portside watch", timeout=10)
                 self.app.bell()
