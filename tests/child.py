@@ -1,7 +1,8 @@
 """A test listener: binds a loopback port, prints what it holds as JSON, then waits.
 
 Options: --host ADDR, --port N, --udp, --fork (a child inherits the socket),
---ignore-term (survives SIGTERM), --close-in-parent (the parent drops its copy after
+--ignore-term (survives SIGTERM), --report-term (survives it, printing "SIGTERM" on
+stdout), --close-in-parent (the parent drops its copy after
 forking, like a supervisor handing the socket to a worker), --name NAME (the process
 calls itself NAME, as `exec -a NAME` plus prctl(PR_SET_NAME) would: hostile names for tests),
 --zombie-leader (the main thread exits while another thread keeps the socket).
@@ -27,6 +28,7 @@ def main() -> None:
     p.add_argument("--udp", action="store_true")
     p.add_argument("--fork", action="store_true")
     p.add_argument("--ignore-term", action="store_true")
+    p.add_argument("--report-term", action="store_true")
     p.add_argument("--close-in-parent", action="store_true")
     p.add_argument("--lifetime", type=float, default=120.0)
     p.add_argument("--name")
@@ -36,6 +38,8 @@ def main() -> None:
         _rename(a.name)
     if a.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if a.report_term:
+        signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM", flush=True))
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
     sock = socket.socket(family, kind)
@@ -72,7 +76,7 @@ def _rename(name: str) -> None:
         os.environ["PORTSIDE_CHILD_NAMED"] = name
         os.execv(sys.executable, [name, os.path.abspath(__file__), *sys.argv[1:]])
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(15, name.encode()[:15], 0, 0, 0) != 0:  # PR_SET_NAME
+    if libc.prctl(15, os.fsencode(name)[:15], 0, 0, 0) != 0:  # PR_SET_NAME
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
 
 

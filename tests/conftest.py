@@ -308,6 +308,10 @@ class Tmux:
         """Everything the pane printed, scrollback included, wrapped lines joined."""
         return self._tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "0")
 
+    def pane(self, fmt: str) -> str:
+        """A tmux format of the pane, e.g. #{alternate_on}."""
+        return self._tmux("display-message", "-p", "-t", "0", fmt).strip()
+
     def send(self, *keys: str, literal: bool = False) -> None:
         """tmux send-keys: all of them in one write to the terminal."""
         self._tmux("send-keys", "-t", "0", *(["-l"] if literal else []), *keys)

@@ -21,13 +21,18 @@ def _visible(ch: str) -> str:
         return f"\\u{code:04x}"
     if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
         return {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\e"}.get(ch, f"\\x{code:02x}")
-    if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch not in "\u200d":
+    if 0xDC80 <= code <= 0xDCFF:
+        # A byte that was not UTF-8 (decoded with surrogateescape): shown as that byte. A
+        # stream with errors=surrogateescape would otherwise write it raw (0x9B is CSI).
+        return f"\\x{code - 0xDC00:02x}"
+    if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Cn", "Zl", "Zp") and ch not in "\u200d":
         return f"\\u{code:04x}"
     return ch
 
 
 def safe_text(text: str) -> str:
-    """The text with control, format and bidi characters shown as escapes."""
+    """The text with control, format, bidi, unassigned and undecodable characters shown as
+    escapes (a terminal may draw an unassigned one at any width)."""
     if text.isprintable():
         return text
     return "".join(_visible(ch) for ch in text)

@@ -86,7 +86,7 @@ def _verdict(d: Diagnosis) -> list[str]:
         addrs = sorted({f"{s.laddr} ({'IPv6' if s.family == 'ipv6' else 'IPv4'})"
                         for s in d.listeners})
         if d.holders:
-            who = ", ".join(f"{p.pid} ({p.name})" for p in d.holders)
+            who = ", ".join(f"{p.pid} ({safe_text(p.name)})" for p in d.holders)
             lines.append(f"Port {port} is in use: listening on {', '.join(addrs)}, held by "
                          f"PID {who}.")
             lines.append(f"Remedy: stop it with `portside kill :{port}` (SIGTERM; add --force "

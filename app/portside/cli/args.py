@@ -12,7 +12,11 @@ from .. import __version__
 from ..actions import GRACE
 from ..query import SYNTAX_HELP
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH, EXIT_INTERNAL = 0, 1, 2, 3, 70
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH = 0, 1, 2, 3
+# From sysexits.h: the socket tables cannot be read, an internal error, another system
+# error, the output cannot be written.
+EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_OSERR, EXIT_IO = 69, 70, 71, 74
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 COMMANDS: Final = ("list", "why", "kill", "wait")
 SIGNALS: Final = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "HUP": signal.SIGHUP,
                   "KILL": signal.SIGKILL}

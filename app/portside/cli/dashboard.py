@@ -20,7 +20,7 @@ def run(args: argparse.Namespace, err: TextIO) -> int:
                   "`portside list` (see portside --help)\n")
         return EXIT_USAGE
     app = PortsideApp(LiveBackend(), query=list(args.query), interval=args.interval,
-                      watch=args.watch, grace=args.grace)
+                      watch=args.watch, grace=args.grace, handle_signals=True)
     app.run()
     if app.crash is not None:
         err.write(f"portside: the dashboard stopped on an error: {safe_text(app.crash)}\n"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 from ..backend import PortHolders
 from ..fmt import signal_name
 from ..model import DENIED, SENT, Target
-from .args import EXIT_FAIL, EXIT_NO_MATCH, EXIT_OK, EXIT_USAGE
+from .args import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_NO_MATCH, EXIT_OK, EXIT_USAGE
 from .output import write_target
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
         if not _confirm(f"Send {sig_name}?", stdin, out):
             out.write("cancelled: nothing sent\n")
             return EXIT_FAIL
+    out.flush()  # the targets are on record before anything is sent
     return _execute(args, sampler, list(targets.values()), ports, pids, out, err)
 
 
@@ -111,6 +112,19 @@ def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
         out.write(f"still there after {args.grace:g}s: sending SIGKILL\n")
     for r in res.killed:
         out.write(f"  PID {r.target.pid}: {r.message}\n")
+    if res.interrupted:
+        # Ctrl-C while waiting: say what already went out, and claim nothing about after.
+        sent = [r.target.pid for r in [*res.results, *res.killed] if r.outcome == SENT]
+        out.write("interrupted: " + (f"the signals above were sent (to PID "
+                  f"{', '.join(map(str, sent))}); not waiting to see them end\n" if sent
+                  else "nothing was sent\n"))
+        for port in ports:
+            held = res.ports.get(port)
+            state = "not checked yet" if held is None else "free when last checked" \
+                if held.free else "held by PID " + (", ".join(map(str, held.pids)) or "?") \
+                + " when last checked"
+            out.write(f"port {port}: {state}\n")
+        return EXIT_INTERRUPTED
     for port in ports:
         held = res.ports.get(port)
         if held is None or held.free:

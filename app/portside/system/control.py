@@ -193,6 +193,7 @@ class StopResult:
     killed: list[SignalResult] = field(default_factory=list)  # the SIGKILLs of --force
     ports: dict[int, PortHolders] = field(default_factory=dict)  # as last read
     alive: list[Target] = field(default_factory=list)  # awaited targets still running
+    interrupted: bool = False  # Ctrl-C: what was sent (above) stays sent
 
 
 def port_holders(port: int, sampler: Sampler) -> PortHolders:
@@ -213,11 +214,6 @@ def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.1,
         if tick is not None:
             tick(left)
         time.sleep(min(poll, left))
-
-
-def signal_all(targets: Iterable[Target], sig: int, ps: Psutil = psutil) -> list[SignalResult]:
-    """Signal each target (identity-checked)."""
-    return [send_signal(t, sig, ps) for t in targets]
 
 
 def stop(
@@ -241,7 +237,7 @@ def stop(
     ports = list(ports)
     awaited = list(awaited)
     sampler = sampler or Sampler()
-    result = StopResult(results=signal_all(targets, sig, ps))
+    result = StopResult()
 
     def done() -> bool:
         for port in ports:
@@ -249,11 +245,17 @@ def stop(
         result.alive = [t for t in awaited if is_alive(t, ps)]
         return all(h.free for h in result.ports.values()) and not result.alive
 
-    result.ok = wait_until(done, grace, tick=tick)
-    if not result.ok and force and sig != signal.SIGKILL:
-        holding = {p for h in result.ports.values() for p in h.pids}
-        remaining = [t for t in targets if (t.pid in holding or t in result.alive)
-                     and is_alive(t, ps)]
-        result.killed = signal_all(remaining, signal.SIGKILL, ps)
-        result.ok = wait_until(done, 2.0, tick=tick)
+    try:
+        for t in targets:  # one at a time: an interrupt keeps the record of what went out
+            result.results.append(send_signal(t, sig, ps))
+        result.ok = wait_until(done, grace, tick=tick)
+        if not result.ok and force and sig != signal.SIGKILL:
+            holding = {p for h in result.ports.values() for p in h.pids}
+            remaining = [t for t in targets if (t.pid in holding or t in result.alive)
+                         and is_alive(t, ps)]
+            for t in remaining:
+                result.killed.append(send_signal(t, signal.SIGKILL, ps))
+            result.ok = wait_until(done, 2.0, tick=tick)
+    except KeyboardInterrupt:
+        result.ok, result.interrupted = False, True
     return result

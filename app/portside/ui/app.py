@@ -5,7 +5,9 @@ Everything on screen belongs to MainScreen (portside.ui.main) and its dialogs.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +27,7 @@ from ..view import RowKey, TableModel, row_keys
 from .main import MainScreen
 
 MAX_BACKOFF = 60.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class SamplerSettings(NamedTuple):
@@ -65,8 +68,10 @@ class PortsideApp(App[int]):
 
     def __init__(self, backend: Backend, query: str | list[str] = "", interval: float = 2.0,
                  watch: Iterable[int] = (), grace: float = GRACE,
-                 clock: Callable[[], float] = time.monotonic, live: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, live: bool = True,
+                 handle_signals: bool = False) -> None:
         super().__init__()
+        self.handle_signals = handle_signals  # SIGTERM, SIGHUP, SIGQUIT: quit cleanly
         self.backend = backend
         self.interval = interval
         self.clock = clock
@@ -97,8 +102,18 @@ class PortsideApp(App[int]):
 
     def on_mount(self) -> None:
         """Start sampling."""
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in STOP_SIGNALS:
+                loop.add_signal_handler(sig, self._stop_on_signal, sig)
         if self.live:
             self.resample(False, False)
+
+    def _stop_on_signal(self, sig: int) -> None:
+        """Asked to stop (kill, a closed terminal): leave the way q does, so the terminal
+        is restored (alternate screen, mouse, echo), with 128 + the signal, as a shell says."""
+        self.workers.cancel_all()
+        self.exit(return_code=128 + sig)
 
     # Sampling ---------------------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""Honest under faults: odd bytes, closed streams, signals, missing files, exhausted
+descriptors, hidden processes. Each fault is made for real where the machine allows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Callable
+
+import psutil
+import pytest
+
+from conftest import (
+    Spawner,
+    Tmux,
+    alive,
+    installed,
+    portside_cmd,
+    wait_for,
+)
+
+# A name that is not UTF-8, with the 8-bit CSI (0x9B) a terminal would obey, an ESC and
+# a C1 control spelled in UTF-8 (U+0085).
+HOSTILE = os.fsdecode(b"bad\xff\x9b31m\x1b[7m\xc2\x85name")
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The installed portside with raw bytes out, as a terminal would receive them."""
+    return subprocess.run([*portside_cmd(), *args], capture_output=True, timeout=60,
+                          cwd=installed().root, env={**os.environ, **(env or {})})
+
+
+# Bytes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "utf-8"}, {"PYTHONIOENCODING": "ascii"},
+                                 {"LC_ALL": "C", "PYTHONIOENCODING": ""},
+                                 {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": ""}],
+                         ids=["strict-utf8", "ascii", "C-locale", "C.UTF-8"])
+def test_names_that_are_not_utf8_are_escaped_whatever_the_encoding(
+        spawn: Spawner, env: dict[str, str]) -> None:
+    held = spawn("--name", HOSTILE, "--fork")
+    for args in (["list", f":{held.port}"], ["why", str(held.port)],
+                 ["kill", f":{held.port}", "--dry-run"], ["list", "--json", f":{held.port}"]):
+        res = _run(*args, env=env)
+        out = res.stdout
+        assert res.returncode in (0, 1), (args, res.stderr)
+        assert b"internal error" not in res.stderr, (args, res.stderr)
+        # No raw control byte reaches the terminal: not C0, not C1, not ESC.
+        assert not any((b < 0x20 and b not in b"\n") or 0x7F <= b < 0xA0 for b in out), out
+        assert b"\xff" not in out and b"\xc2\x85" not in out
+        if args[0] != "list" or "--json" not in args:
+            assert b"bad\\xff\\x9b31m\\e[7m\\x85n" in out, (args, out)  # comm: 15 bytes
+        else:
+            assert json.loads(out)[0]["process"].startswith("bad")
+    assert alive(held.pid)
+
+
+# Streams --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["why", "22"],
+                                  ["kill", "999999", "--dry-run"], []])
+def test_a_closed_stdout_is_a_clear_message_and_exit_74(args: list[str]) -> None:
+    cmd = " ".join(shlex.quote(c) for c in [*portside_cmd(), *args])
+    res = subprocess.run(["sh", "-c", f"{cmd} >&-"], capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == 74, res.stderr
+    assert "standard output is closed" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_full_disk_is_a_clear_message_and_exit_74() -> None:
+    for args in (["list"], ["list", "--json"], ["why", "22"]):
+        with open("/dev/full", "w") as full:
+            res = subprocess.run([*portside_cmd(), *args], stdout=full, stderr=subprocess.PIPE,
+                                 text=True, timeout=60)
+        assert res.returncode == 74, (args, res.stderr)
+        assert "cannot write the output: No space left on device" in res.stderr
+
+
+def test_kill_with_a_closed_stdin_asks_nobody_and_sends_nothing(spawn: Spawner) -> None:
+    held = spawn()
+    cmd = " ".join(shlex.quote(c) for c in [*portside_cmd(), "kill", f":{held.port}"])
+    res = subprocess.run(["sh", "-c", f"{cmd} <&-"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "no terminal to ask on (add --yes)" in res.stderr and "Traceback" not in res.stderr
+    assert alive(held.pid)
+
+
+def test_ctrl_c_during_the_grace_period_says_what_was_sent(spawn: Spawner) -> None:
+    held = spawn("--report-term")
+    kill = subprocess.Popen([*portside_cmd(), "kill", f":{held.port}", "--yes", "--grace", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=installed().root)
+    try:
+        assert held.proc.stdout is not None
+        assert held.proc.stdout.readline().strip() == "SIGTERM"  # it has it, and lives on
+        kill.send_signal(signal.SIGINT)
+        out, err = kill.communicate(timeout=30)
+    finally:
+        if kill.poll() is None:
+            kill.kill()
+            kill.wait(10)
+    assert kill.returncode == 130, out + err
+    assert f"PID {held.pid}: SIGTERM sent" in out
+    assert f"interrupted: the signals above were sent (to PID {held.pid})" in out
+    assert "freed" not in out and "Traceback" not in err
+    assert alive(held.pid)
+
+
+def _dashboard_pid(term: Tmux) -> int:
+    def find() -> int | None:
+        for p in psutil.Process(term.pid).children(recursive=True):
+            if p.name() != "sh" and any(c.endswith("bin/portside") for c in p.cmdline()):
+                return p.pid
+        return None
+    pid: int = wait_for(find)
+    return pid
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
+                         ids=["TERM", "HUP", "QUIT"])
+def test_a_signal_to_the_dashboard_restores_the_terminal(
+        spawn: Spawner, tmux: Callable[..., Tmux], sig: signal.Signals) -> None:
+    held = spawn()
+    dashboard = " ".join(shlex.quote(c) for c in [*portside_cmd(), f":{held.port}"])
+    # After the dashboard: its exit code and whether the terminal echoes again.
+    term = tmux(["sh", "-c", f"{dashboard}; echo rc=$?; stty -a | tr ' ' '\\n' "
+                 "| grep -x -e echo -e -echo"])
+    term.wait_text(str(held.pid), timeout=30)
+    assert term.pane("#{alternate_on}#{mouse_any_flag}") == "11"  # what the dashboard set
+    os.kill(_dashboard_pid(term), sig)
+    assert term.exit_code() == 0  # the sh -c
+    screen = term.history()
+    assert f"rc={128 + sig}" in screen and "\necho\n" in screen + "\n", screen
+    assert term.pane("#{alternate_on}#{mouse_any_flag}#{mouse_sgr_flag}") == "000"
+    assert "Traceback" not in screen
