@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import resource
 import shlex
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -138,3 +144,83 @@ def test_a_signal_to_the_dashboard_restores_the_terminal(
     assert f"rc={128 + sig}" in screen and "\necho\n" in screen + "\n", screen
     assert term.pane("#{alternate_on}#{mouse_any_flag}#{mouse_sgr_flag}") == "000"
     assert "Traceback" not in screen
+
+
+# Truth under faults ----------------------------------------------------------------------
+
+LOOP = Path(__file__).resolve().parent / "sample_loop.py"
+CHURN = Path(__file__).resolve().parent / "churn.py"
+
+
+class SampleLoop:
+    """tests/sample_loop.py run by the installed interpreter: one warm sampler."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([str(installed().python), str(LOOP)], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     cwd=installed().root)
+
+    def sample(self, *ports: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(" ".join(map(str, ports)) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"the sampler exited ({self.proc.wait(10)})"
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def test_running_out_of_descriptors_is_reported_retried_and_recovered(spawn: Spawner) -> None:
+    first = spawn()
+    loop = SampleLoop()
+    try:
+        before = loop.sample(first.port)
+        assert before["holders"] == {str(first.port): [first.pid]} and not before["notes"]
+        soft, hard = resource.prlimit(loop.proc.pid, resource.RLIMIT_NOFILE)
+        # One descriptor to spare: the kernel's socket table can be read (one socket), a
+        # process's fd directory opened but not listed (that takes a second one).
+        resource.prlimit(loop.proc.pid, resource.RLIMIT_NOFILE,
+                         (before["free_fd"] + 1, hard))
+        second = spawn()  # a new process, first read while descriptors are short
+        during = [loop.sample(first.port, second.port) for _ in range(3)]
+        resource.prlimit(loop.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        after = loop.sample(first.port, second.port)
+    finally:
+        loop.close()
+    for d in during:
+        text = " ".join(d["notes"])
+        assert "Too many open files (EMFILE)" in text, d
+        assert "even as root" not in text, d
+        assert d["holders"][str(first.port)] == [first.pid], d  # as last read
+        assert d["holders"][str(second.port)] == [] and d["unknown"] == 1, d
+    # Descriptors are back: the very next sample reads everything again.
+    assert after["holders"] == {str(first.port): [first.pid], str(second.port): [second.pid]}
+    assert after["unknown"] == 0 and not after["notes"], after
+
+
+def test_sockets_whose_process_exits_mid_sample_are_not_called_unreadable() -> None:
+    addr = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    loop = SampleLoop()
+    churn = subprocess.Popen([sys.executable, str(CHURN), addr, "60"], text=True,
+                             stdout=subprocess.PIPE)
+    seen: list[dict[str, Any]] = []
+    try:
+        loop.sample(addr)  # warm: the next samples know what was there
+        assert churn.stdout is not None and churn.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 40
+        # Until the race happened a few times: sockets listed whose process then exited.
+        while sum(1 for s in seen if s["no_holder"]) < 3 and time.monotonic() < deadline:
+            seen.append(loop.sample(addr))
+    finally:
+        churn.kill()
+        churn.wait(10)
+        loop.close()
+    raced = [s for s in seen if s["no_holder"]]
+    assert len(raced) >= 3, f"no socket lost its process mid-sample in {len(seen)} samples"
+    assert [s for s in seen if s["unknown"]] == [], raced
+    assert not any("even as root" in n or "with owner unknown" in n
+                   for s in seen for n in s["notes"]), raced

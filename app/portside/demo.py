@@ -15,6 +15,7 @@ from .model import (
     DENIED,
     GONE,
     GONE_MESSAGE,
+    HIDDEN_AS_USER,
     SENT,
     BindResult,
     Diagnosis,
@@ -149,8 +150,7 @@ def demo_snapshot(all_states: bool = False, gone: frozenset[int] = frozenset(),
              for s in socks]
     unknown = sum(1 for s in socks if not s.holders and s.state != "TIME_WAIT")
     gaps = Gaps(is_root=False, unreadable_pids=3, unknown_owner=unknown,
-                notes=(f"{unknown} socket(s) with owner unknown: run with sudo to see every "
-                       "process's sockets",) if unknown else ())
+                unknown_reason=HIDDEN_AS_USER)
     return Snapshot(taken_at=taken_at, monotonic=monotonic, sockets=tuple(socks),
                     processes=make_processes(procs), gaps=gaps, source="demo",
                     all_states=all_states, duration=0.012,

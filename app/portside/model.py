@@ -105,18 +105,41 @@ class ProcessInfo(NamedTuple):
     unit: str | None = None  # systemd unit or container, from the cgroup, when known
 
 
+SUDO_HINT = "run with sudo to see every process's sockets"
+# Why the owner of a socket is unknown (Gaps.unknown_reason).
+HIDDEN_AS_USER = f"held by other users' processes ({SUDO_HINT})"
+HIDDEN_AS_ROOT = "held by processes whose open files cannot be read, even as root"
+INVISIBLE = ("held by no process visible here: one in another PID namespace (a container), "
+             "the kernel, or one that has just closed it")
+
+
 class Gaps(NamedTuple):
     """What a sample could not see, and why."""
 
     is_root: bool = True
     unreadable_pids: int = 0  # processes whose open files we may not read
-    unknown_owner: int = 0  # sockets (not TIME_WAIT) whose holder is unknown
-    notes: tuple[str, ...] = ()
+    unknown_owner: int = 0  # sockets whose owner is unknown (owner_unknown), in the sample
+    notes: tuple[str, ...] = ()  # what went wrong reading the machine, and what was done
+    unknown_reason: str = ""  # why those owners are unknown, as a note says it
+    # Sockets whose holder was not found once (it may have exited mid-sample): looked up
+    # again at the next sample, not counted as unknown meanwhile.
+    pending: frozenset[int] = frozenset()
+    inodes: bool = False  # the reader gives inodes: inode 0 is a socket no process holds
 
     @property
     def partial(self) -> bool:
         """True when some owners could not be seen."""
         return self.unknown_owner > 0 or bool(self.notes)
+
+
+def owner_unknown(sock: Socket, gaps: Gaps) -> bool:
+    """True for a socket some process holds that the sample could not name (TIME_WAIT and
+    orphaned sockets belong to no process; a socket looked up again is not counted yet)."""
+    if sock.holders or sock.state == TIME_WAIT:
+        return False
+    if gaps.inodes:
+        return sock.inode != 0 and sock.inode not in gaps.pending
+    return True
 
 
 _NO_PROCESSES: Mapping[int, ProcessInfo] = MappingProxyType({})

@@ -6,9 +6,28 @@ Pure: the bind attempts themselves are made by portside.system.probe.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from .fmt import format_duration, format_endpoint, join_cmdline, safe_text
-from .model import LISTEN, TIME_WAIT, BindResult, Diagnosis, Snapshot, holder_pids
+from .model import (
+    LISTEN,
+    TIME_WAIT,
+    BindResult,
+    Diagnosis,
+    Gaps,
+    Snapshot,
+    Socket,
+    holder_pids,
+    owner_unknown,
+)
+
+
+def sample_notes(socks: Iterable[Socket], gaps: Gaps) -> list[str]:
+    """The notes that go with a list of sockets: what the sample could not see, with the
+    sockets of unknown owner counted among these only."""
+    unknown = sum(1 for s in socks if owner_unknown(s, gaps)) if gaps.unknown_owner else 0
+    own = [f"{unknown} socket(s) with owner unknown: {gaps.unknown_reason}"] if unknown else []
+    return [*own, *gaps.notes]
 
 
 def diagnosis_lines(d: Diagnosis) -> list[str]:

@@ -53,10 +53,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
             ports_of.setdefault(t.pid, []).append(port)
         refused.update(denied)
         if holders.unknown:
-            hint = "run with sudo to see and stop it" if not snap.gaps.is_root else (
-                "its process's files cannot be read")
-            err.write(f"port {port}: {holders.unknown} listening socket(s) held by a process "
-                      f"portside cannot see: {hint}\n")
+            err.write(f"port {port}: {holders.unknown} listening socket(s) with owner unknown, "
+                      f"so not signalled: {snap.gaps.unknown_reason}\n")
     for pid in pids:
         target = control.target_of(pid)
         if target is None:

@@ -10,6 +10,7 @@ from typing import TextIO, TypeVar
 
 from ..model import LISTEN, TIME_WAIT, Socket
 from ..query import parse
+from ..report import sample_notes
 from .args import EXIT_OK
 from .output import LIST_HEADER, json_lines, list_row, write_document, write_table
 
@@ -60,6 +61,6 @@ def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         write_table([LIST_HEADER, *(list_row(s, snap) for s in table_order(socks))], out)
     else:
         err.write("no sockets match\n" if query.terms else "no sockets\n")
-    for note in snap.gaps.notes:
+    for note in sample_notes(socks, snap.gaps):
         err.write(f"note: {note}\n")
     return EXIT_OK

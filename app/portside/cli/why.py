@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TextIO
 
-from ..report import diagnosis_lines
+from ..report import diagnosis_lines, sample_notes
 from .args import EXIT_FAIL, EXIT_OK
 from .output import diagnosis_json
 
@@ -23,6 +23,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("\n")
     else:
         out.write("\n".join(diagnosis_lines(d)) + "\n")
-        for note in snap.gaps.notes:
+        on_port = [s for s in snap.sockets if s.lport == args.port]
+        for note in sample_notes(on_port, snap.gaps):
             err.write(f"note: {note}\n")
     return EXIT_OK if d.can_bind else EXIT_FAIL

@@ -8,26 +8,59 @@ process's socket inodes and rescans everything only when an unknown inode appear
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
 import threading
 from collections.abc import Iterable
+from typing import NamedTuple
 
 FdMap = dict[str, int]  # fd name -> socket inode
 
+# The errors that mean "this process is gone" (or is a kernel thread with no fds).
+_GONE = frozenset({errno.ENOENT, errno.ESRCH})
+
+
+def fault_text(exc: BaseException) -> str:
+    """An error of the system as one line: "Too many open files (EMFILE)"."""
+    if isinstance(exc, OSError) and exc.errno:
+        return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)})"
+    return str(exc) or type(exc).__name__
+
+
+class Fault(NamedTuple):
+    """A process whose fds could not be read for a reason other than "gone" or
+    "permission denied" (no descriptors left, no memory, I/O): read again next time."""
+
+    errno: int
+    text: str  # e.g. "Too many open files (EMFILE)"
+
+    @classmethod
+    def of(cls, exc: OSError) -> Fault:
+        return cls(exc.errno or 0, fault_text(exc))
+
+
+Scan = FdMap | Fault | None  # None: permission denied
+
 
 def _proc_pids(root: str) -> set[int]:
-    try:
-        names = os.listdir(root)
-    except OSError:
-        return set()
-    return {int(n) for n in names if n.isdigit()}
+    """The PIDs under /proc; raises OSError when /proc cannot be listed."""
+    return {int(n) for n in os.listdir(root) if n.isdigit()}
 
 
-def scan_fds(root: str, pid: int, known: dict[str, int] | None = None
-             ) -> dict[str, int] | None:
-    """fd name -> socket inode for a process; None when its fds cannot be read.
+def _failed(exc: OSError) -> Scan:
+    """What an error while reading a process's fds means."""
+    if isinstance(exc, PermissionError):
+        return None
+    if exc.errno in _GONE:
+        return {}  # exited, or a kernel thread: holds nothing we can see
+    return Fault.of(exc)
+
+
+def scan_fds(root: str, pid: int, known: dict[str, int] | None = None) -> Scan:
+    """fd name -> socket inode for a process; None when its fds may not be read, a Fault
+    when they could not be read now.
 
     With `known` (the last answer), only new fd numbers are read: a holder with thousands
     of connections costs one listdir per sample. A reused fd number holding a new socket
@@ -37,10 +70,8 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None
         # Names relative to the open directory: the kernel walks one component per fd,
         # not five (about 15% of a full scan).
         dir_fd = os.open(f"{root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
-    except PermissionError:
-        return None
-    except OSError:
-        return {}  # exited, or a kernel thread: holds nothing we can see
+    except OSError as exc:
+        return _failed(exc)
     out: dict[str, int] = {}
     readlink = os.readlink
     try:
@@ -50,16 +81,14 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None
                 continue
             try:
                 target = readlink(fd, dir_fd=dir_fd)
-            except PermissionError:
-                return None
-            except OSError:
-                continue  # closed meanwhile
+            except OSError as exc:
+                if exc.errno in _GONE:
+                    continue  # closed meanwhile
+                return _failed(exc)
             if target.startswith("socket:["):
                 out[fd] = int(target[8:-1])
-    except PermissionError:
-        return None
-    except OSError:
-        return {}
+    except OSError as exc:
+        return _failed(exc)
     finally:
         os.close(dir_fd)
     return out
@@ -74,16 +103,22 @@ def _take(queue: int) -> int | None:
     return _PID.unpack(data)[0] if len(data) == _PID.size else None
 
 
-def _encode(fds: FdMap | None) -> str:
-    return "-" if fds is None else " ".join(f"{fd}:{ino}" for fd, ino in fds.items())
+def _encode(fds: Scan) -> str:
+    if fds is None:
+        return "-"
+    if isinstance(fds, Fault):
+        return f"!{fds.errno}"
+    return " ".join(f"{fd}:{ino}" for fd, ino in fds.items())
 
 
-def _decode(data: bytes) -> dict[int, FdMap | None]:
-    out: dict[int, FdMap | None] = {}
+def _decode(data: bytes) -> dict[int, Scan]:
+    out: dict[int, Scan] = {}
     for line in data.decode().splitlines():
         pid, _, rest = line.partition(" ")
         if rest == "-":
             out[int(pid)] = None
+        elif rest.startswith("!"):
+            out[int(pid)] = Fault.of(OSError(int(rest[1:]), os.strerror(int(rest[1:]))))
         else:
             out[int(pid)] = {fd: int(ino) for fd, _, ino in
                              (f.partition(":") for f in rest.split(" ") if f)}
@@ -111,6 +146,14 @@ class FdScan:
         self._queue = -1
         if workers <= 0 or not pids:
             return
+        try:
+            self._start(root, pids, workers)
+        except OSError:
+            # No descriptors or processes to spare (EMFILE, EAGAIN): what was not handed
+            # to a child is read in result(), where each process's fault is reported.
+            pass
+
+    def _start(self, root: str, pids: list[int], workers: int) -> None:
         self._queue, feed = os.pipe()
         try:
             # Only what fits in the empty pipe (so the write cannot block); the caller
@@ -122,7 +165,12 @@ class FdScan:
             os.close(feed)  # closed before forking: the queue ends once it is empty
         for _ in range(workers):
             read_end, write_end = os.pipe()
-            child = os.fork()
+            try:
+                child = os.fork()
+            except OSError:
+                os.close(read_end)
+                os.close(write_end)
+                raise
             if child == 0:  # pragma: no cover - the child leaves through os._exit
                 code = 1
                 try:
@@ -139,9 +187,9 @@ class FdScan:
             os.close(write_end)
             self._jobs.append((child, read_end))
 
-    def result(self) -> dict[int, FdMap | None]:
-        """pid -> its socket fds (None: not readable), for every pid given."""
-        found: dict[int, FdMap | None] = {}
+    def result(self) -> dict[int, Scan]:
+        """pid -> its socket fds (None: not readable, Fault: not now), for every pid given."""
+        found: dict[int, Scan] = {}
         if self._queue >= 0:
             while (pid := _take(self._queue)) is not None:
                 found[pid] = scan_fds(self.root, pid)
@@ -165,11 +213,20 @@ class FdScan:
 def scan_pid(root: str, pid: int) -> set[int] | None:
     """The socket inodes a process holds; None when its fds cannot be read."""
     fds = scan_fds(root, pid)
-    return None if fds is None else set(fds.values())
+    return None if fds is None or isinstance(fds, Fault) else set(fds.values())
 
 
 class HolderIndex:
-    """Maps socket inodes to every PID holding them, updated incrementally per sample."""
+    """Maps socket inodes to every PID holding them, updated incrementally per sample.
+
+    Faults are never taken for "holds nothing": a process whose fds could not be read
+    (no descriptors left, say) keeps what it was last seen holding and is read again at
+    every update until it answers; a socket nobody was found holding is looked for once
+    more at the next update (its holder may have exited mid-scan) before it counts as
+    unresolved.
+    """
+
+    RETRIES = 2  # full scans that must miss a socket before it is unresolved
 
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
@@ -177,8 +234,10 @@ class HolderIndex:
         self._fds: dict[int, dict[str, int]] = {}  # pid -> fd name -> socket inode
         self._owners: dict[int, list[int]] = {}  # inode -> pids
         self._denied: set[int] = set()  # pids whose fds we may not read
-        self._unresolved: set[int] = set()  # inodes not found by the last full scan
+        self._faults: dict[int, Fault] = {}  # pids whose last read failed
+        self._unresolved: dict[int, int] = {}  # inode -> full scans in a row that missed it
         self._prepared: FdScan | None = None
+        self.list_fault: Fault | None = None  # /proc itself could not be listed
         self.full_scans = 0
 
     @property
@@ -186,10 +245,28 @@ class HolderIndex:
         """PIDs whose open files could not be read (permission)."""
         return frozenset(self._denied)
 
+    @property
+    def faults(self) -> dict[int, Fault]:
+        """PIDs whose open files could not be read at the last attempt, and why."""
+        return dict(self._faults)
+
+    @property
+    def processes(self) -> int:
+        """How many processes the index knows."""
+        return len(self._inodes)
+
+    def unresolved(self, inode: int) -> bool:
+        """True when full scans in a row found nobody holding this socket (it is not just
+        a holder that exited during one scan)."""
+        return self._unresolved.get(inode, 0) >= self.RETRIES
+
     def prepare(self) -> None:
         """Before the sockets are read: start the first full scan in the background."""
         if not self._inodes and self._prepared is None:
-            self._prepared = FdScan(self.root, sorted(_proc_pids(self.root)))
+            try:
+                self._prepared = FdScan(self.root, sorted(_proc_pids(self.root)))
+            except OSError:
+                pass  # update() says why
 
     def holds(self, pid: int, inode: int) -> bool:
         """Re-read now: does this PID still hold the socket through the fd it was seen on?"""
@@ -204,7 +281,12 @@ class HolderIndex:
     def _scan(self, pid: int, incremental: bool = False) -> None:
         self._store(pid, scan_fds(self.root, pid, self._fds.get(pid) if incremental else None))
 
-    def _store(self, pid: int, fds: FdMap | None) -> None:
+    def _store(self, pid: int, fds: Scan) -> None:
+        if isinstance(fds, Fault):
+            self._faults[pid] = fds  # what it was last seen holding stands until it answers
+            self._inodes.setdefault(pid, set())
+            return
+        self._faults.pop(pid, None)
         if fds is None:
             self._denied.add(pid)
             self._inodes[pid] = set()
@@ -218,6 +300,7 @@ class HolderIndex:
         self._inodes.pop(pid, None)
         self._fds.pop(pid, None)
         self._denied.discard(pid)
+        self._faults.pop(pid, None)
 
     def _rebuild_owners(self) -> None:
         owners: dict[int, list[int]] = {}
@@ -231,7 +314,13 @@ class HolderIndex:
     def update(self, wanted: Iterable[int]) -> dict[int, list[int]]:
         """Bring the index up to date for these inodes; return inode -> holder PIDs."""
         wanted_set = {i for i in wanted if i}
-        now = _proc_pids(self.root)
+        try:
+            now = _proc_pids(self.root)
+        except OSError as exc:
+            # Not "every process exited": keep what is known, and say why it is old.
+            self.list_fault = Fault.of(exc)
+            return self._owners
+        self.list_fault = None
         known = set(self._inodes)
         for pid in known - now:
             self._forget(pid)
@@ -241,10 +330,14 @@ class HolderIndex:
             holders = {p for ino in wanted_set for p in self._owners.get(ino, ())}
             for pid in now - known:
                 self._scan(pid)
-            for pid in holders & now - (now - known):
+            failed = set(self._faults) & known
+            for pid in (holders & known & now) - failed:
                 self._scan(pid, incremental=True)
+            for pid in failed & now:
+                self._scan(pid)  # read in full: what it holds now is not known
             self._rebuild_owners()
-        unknown = wanted_set.difference(self._owners, self._unresolved)
+        settled = {i for i, n in self._unresolved.items() if n >= self.RETRIES}
+        unknown = wanted_set.difference(self._owners, settled)
         if unknown or not known:
             # An old process opened a socket we have not seen: read everything, as ss does.
             self.full_scans += 1
@@ -256,9 +349,12 @@ class HolderIndex:
                 else:
                     self._scan(pid)  # started since: read now
             self._rebuild_owners()
-            self._unresolved = wanted_set.difference(self._owners)
+            # A scan that could not read some process proves nothing about what it holds.
+            step = 0 if self._faults else 1
+            self._unresolved = {i: self._unresolved.get(i, 0) + step
+                                for i in wanted_set.difference(self._owners)}
         else:
-            self._unresolved &= wanted_set
+            self._unresolved = {i: n for i, n in self._unresolved.items() if i in wanted_set}
         return self._owners
 
 
@@ -268,7 +364,11 @@ def scan_holders(inodes: Iterable[int], root: str = "/proc") -> dict[int, list[i
     owners: dict[int, list[int]] = {}
     if not wanted:
         return owners
-    for pid in sorted(_proc_pids(root)):
+    try:
+        pids = sorted(_proc_pids(root))
+    except OSError:
+        return owners
+    for pid in pids:
         found = scan_pid(root, pid)
         if found:
             for ino in found & wanted:

@@ -6,6 +6,7 @@ exact time left on the kernel's timer; holders are attached later by the sampler
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -34,7 +35,23 @@ ALL_TCP_STATES = 0xFFF & ~1  # bits 1..11 (0 is unused); NEW_SYN_RECV left out, 
 
 
 class KernelUnavailable(OSError):
-    """This reader cannot work here (not Linux, or the interface is closed to us)."""
+    """This reader cannot work here (not Linux, or the interface is closed to us), or
+    failed this time (errno says which: see TRANSIENT)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror if self.strerror is not None else super().__str__())
+
+
+# Errors that may pass: retried rather than taken to mean "no sock_diag here".
+TRANSIENT = frozenset({errno.EINTR, errno.EAGAIN, errno.ENOBUFS, errno.ENOMEM, errno.EMFILE,
+                       errno.ENFILE, errno.EBUSY})
+
+
+def _unavailable(exc: OSError, what: str) -> KernelUnavailable:
+    code = exc.errno or 0
+    name = errno.errorcode.get(code)
+    text = f"{what}: {exc.strerror or exc}" + (f" ({name})" if name else "")
+    return KernelUnavailable(code, text)
 
 
 _ADDR_CACHE: dict[bytes, str] = {}
@@ -87,7 +104,7 @@ def _receive(sock: socket.socket, seq: int) -> list[bytes]:
     while True:
         data = sock.recv(1 << 20)
         if not data:
-            raise KernelUnavailable("sock_diag: empty reply")
+            raise KernelUnavailable(errno.EIO, "sock_diag: empty reply")
         chunks.append(data)
         if len(data) >= 20:
             # NLMSG_DONE (20 bytes, our sequence number) closes the last datagram; an
@@ -111,7 +128,7 @@ def _control(data: bytes, offset: int, mtype: int) -> bool:
     if mtype == NLMSG_ERROR:
         (err,) = struct.unpack_from("=i", data, offset + 16)
         if err:
-            raise KernelUnavailable(-err, f"sock_diag: {os.strerror(-err)}")
+            raise _unavailable(OSError(-err, os.strerror(-err)), "sock_diag")
     return False
 
 
@@ -119,8 +136,10 @@ def read_sock_diag(tcp_states: int, udp: bool = True) -> list[Socket]:
     """Dump TCP sockets in the given state bitmask (and every UDP socket) via netlink."""
     try:
         nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
-    except (OSError, AttributeError) as exc:
-        raise KernelUnavailable(f"sock_diag: {exc}") from None
+    except AttributeError:
+        raise KernelUnavailable(errno.EAFNOSUPPORT, "sock_diag: no netlink here") from None
+    except OSError as exc:
+        raise _unavailable(exc, "sock_diag") from None
     out: list[Socket] = []
     try:
         nl.bind((0, 0))
@@ -137,7 +156,7 @@ def read_sock_diag(tcp_states: int, udp: bool = True) -> list[Socket]:
     except OSError as exc:
         if isinstance(exc, KernelUnavailable):
             raise
-        raise KernelUnavailable(f"sock_diag: {exc}") from None
+        raise _unavailable(exc, "sock_diag") from None
     finally:
         nl.close()
     return out
@@ -238,11 +257,13 @@ def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> lis
         files += [("udp", "udp", False), ("udp", "udp6", True)]
     out: list[Socket] = []
     found = False
+    error: OSError | None = None
     for proto, name, v6 in files:
         try:
             with open(f"{root}/net/{name}", encoding="ascii") as fh:
                 lines = fh.readlines()[1:]
-        except OSError:
+        except OSError as exc:
+            error = error or exc
             continue
         found = True
         for line in lines:
@@ -273,7 +294,10 @@ def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> lis
                 out.append(Socket(proto, family, la, lport, raddr, rp, state, int(f[9]),
                                   int(f[7])))
     if not found:
-        raise KernelUnavailable(f"no socket tables under {root}/net")
+        if error is not None and error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise _unavailable(error, f"{root}/net")
+        raise KernelUnavailable(errno.ENOENT, f"no socket tables under {root}/net (is {root} "
+                                "mounted?)")
     return out
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 import psutil
 
 from ..model import ProcessInfo
+from .holders import fault_text
 
 if TYPE_CHECKING:
     from .psapi import Process, Psutil
@@ -47,15 +48,22 @@ def read_or_none(fn: Callable[[], T]) -> T | None:
 
 
 class ProcessCache:
-    """Keeps a psutil.Process per (pid, create_time); static details are read once."""
+    """Keeps a psutil.Process per (pid, create_time); static details are read once.
+
+    A process that cannot be read for a reason other than "gone" or "denied" (no
+    descriptors left, /proc/stat unreadable) is a fault, kept in `faults` for the sample:
+    it is shown as last read, if it was, and never silently dropped as exited.
+    """
 
     def __init__(self, ps: Psutil = psutil) -> None:
         self.ps = ps  # the psutil module, or a psutil-shaped fake in tests
         self._procs: dict[int, tuple[Process, ProcessInfo]] = {}
+        self.faults: dict[int, str] = {}  # pid -> why it could not be read, this sample
 
     def collect(self, pids: Iterable[int], ancestors: bool = False) -> dict[int, ProcessInfo]:
         """Details for these PIDs (and their parent chains); vanished ones are left out."""
         out: dict[int, ProcessInfo] = {}
+        self.faults = {}
         pending = set(pids)
         dynamic = True  # status, memory and CPU: for the holders, not for their parents
         for _ in range(64):  # parent chains are short; the bound guards against cycles
@@ -76,11 +84,18 @@ class ProcessCache:
 
     def _one(self, pid: int, dynamic: bool = True) -> ProcessInfo | None:
         try:
-            proc = self.ps.Process(pid)
-            ctime = proc.create_time()
-        except _ERRORS:
+            return self._read(pid, dynamic)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             self._procs.pop(pid, None)
             return None
+        except (OSError, RuntimeError) as exc:  # psutil's "line not found" is RuntimeError
+            self.faults[pid] = fault_text(exc)
+            cached = self._procs.get(pid)
+            return cached[1] if cached is not None else None
+
+    def _read(self, pid: int, dynamic: bool) -> ProcessInfo:
+        proc = self.ps.Process(pid)
+        ctime = proc.create_time()
         cached = self._procs.get(pid)
         if cached is not None and cached[1].create_time == ctime:
             proc, base = cached
@@ -89,27 +104,24 @@ class ProcessCache:
             with_dynamic = self._dynamic(proc, base)
             self._procs[pid] = (proc, with_dynamic)
             return with_dynamic
-        try:
-            with proc.oneshot():
-                try:
-                    name = proc.name()
-                except psutil.AccessDenied:
-                    name = "?"
-                ppid = read_or_none(proc.ppid)
-                base = ProcessInfo(
-                    pid=pid,
-                    ppid=ppid,
-                    name=name,
-                    create_time=ctime,
-                    username=read_or_none(proc.username),
-                    exe=read_or_none(proc.exe) or None,
-                    cmdline=_tuple(read_or_none(proc.cmdline)),
-                    cwd=read_or_none(proc.cwd),
-                    unit=cgroup_unit(pid),
-                )
-                read_or_none(lambda: proc.cpu_percent(None))  # primes the next reading
-        except (psutil.NoSuchProcess, OSError):
-            return None
+        with proc.oneshot():
+            try:
+                name = proc.name()
+            except psutil.AccessDenied:
+                name = "?"
+            ppid = read_or_none(proc.ppid)
+            base = ProcessInfo(
+                pid=pid,
+                ppid=ppid,
+                name=name,
+                create_time=ctime,
+                username=read_or_none(proc.username),
+                exe=read_or_none(proc.exe) or None,
+                cmdline=_tuple(read_or_none(proc.cmdline)),
+                cwd=read_or_none(proc.cwd),
+                unit=cgroup_unit(pid),
+            )
+            read_or_none(lambda: proc.cpu_percent(None))  # primes the next reading
         info = self._dynamic(proc, base)
         self._procs[pid] = (proc, info)
         return info

@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import psutil
 
 from ..model import (
+    HIDDEN_AS_ROOT,
+    HIDDEN_AS_USER,
+    INVISIBLE,
     LISTEN,
     NONE,
+    SUDO_HINT,
     TIME_WAIT,
     TIME_WAIT_SECONDS,
     Family,
@@ -27,6 +31,7 @@ from ..model import (
     as_state,
     main_pid,
     make_processes,
+    owner_unknown,
 )
 from . import kernel
 from .holders import HolderIndex
@@ -37,7 +42,7 @@ if TYPE_CHECKING:
     from .psapi import Connection, Psutil
 
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
-SUDO_HINT = "run with sudo to see every process's sockets"
+NETLINK_TRIES = 3
 
 
 def _is_root() -> bool:
@@ -93,19 +98,14 @@ class Sampler:
         taken_at, mono = time.time(), time.monotonic()
         notes: list[str] = []
         counts: dict[int, int] = {}
-        if self.reader in ("sock_diag", "procfs"):
-            socks, procs, denied = self._sample_linux(notes, counts)
-        else:
-            socks, procs, denied = self._sample_psutil(notes, mono, counts)
-        unknown = sum(1 for s in socks if not s.holders and s.state != TIME_WAIT)
         root = _is_root()
-        if unknown:
-            notes.append(
-                f"{unknown} socket(s) with owner unknown: "
-                + (SUDO_HINT if not root else "their processes' files cannot be read")
-            )
-        gaps = Gaps(is_root=root, unreadable_pids=denied, unknown_owner=unknown,
-                    notes=tuple(notes))
+        gaps = Gaps(is_root=root, unknown_reason=HIDDEN_AS_ROOT if root else HIDDEN_AS_USER)
+        if self.reader in ("sock_diag", "procfs"):
+            socks, procs, gaps = self._sample_linux(notes, counts, gaps)
+        else:
+            socks, procs = self._sample_psutil(notes, mono, counts)
+        gaps = gaps._replace(notes=tuple(notes))
+        gaps = gaps._replace(unknown_owner=sum(1 for s in socks if owner_unknown(s, gaps)))
         return Snapshot(
             taken_at=taken_at, monotonic=mono, sockets=tuple(socks),
             processes=make_processes(procs), gaps=gaps, source=self.reader,
@@ -128,43 +128,90 @@ class Sampler:
 
     def _read_kernel(self, notes: list[str]) -> list[Socket]:
         mask = kernel.state_mask(self.all_states or self.count_connections)
+        failed: kernel.KernelUnavailable | None = None
         if self.reader == "sock_diag":
-            try:
-                return kernel.read_sock_diag(mask)
-            except kernel.KernelUnavailable as exc:
-                # Stay on /proc/net from now on, and say so in every sample.
-                self.reader = "procfs"
-                self._notes = (f"sock_diag unavailable ({exc}); reading /proc/net",)
+            for _ in range(NETLINK_TRIES):
+                try:
+                    return kernel.read_sock_diag(mask)
+                except kernel.KernelUnavailable as exc:
+                    failed = exc
+                    if exc.errno not in kernel.TRANSIENT:
+                        # Closed to us for good: stay on /proc/net, and say so every sample.
+                        self.reader = "procfs"
+                        self._notes = (f"sock_diag netlink is unavailable ({exc}): reading "
+                                       "/proc/net instead",)
+                        break
+            else:
+                notes.append(f"sock_diag failed {NETLINK_TRIES} times ({failed}): read "
+                             "/proc/net for this sample; sock_diag is tried again next time")
         notes.extend(self._notes)
-        return kernel.read_proc_net(mask, root=self._holders.root)
+        try:
+            return kernel.read_proc_net(mask, root=self._holders.root)
+        except kernel.KernelUnavailable as exc:
+            if failed is None:
+                raise
+            raise kernel.KernelUnavailable(exc.errno, f"{failed}; and {exc}") from None
 
     def _sample_linux(
-        self, notes: list[str], counts: dict[int, int]
-    ) -> tuple[list[Socket], dict[int, ProcessInfo], int]:
-        self._holders.prepare()  # the first sample's fd scan runs while the kernel is read
+        self, notes: list[str], counts: dict[int, int], gaps: Gaps,
+    ) -> tuple[list[Socket], dict[int, ProcessInfo], Gaps]:
+        index = self._holders
+        first = not index.full_scans
+        index.prepare()  # the first sample's fd scan runs while the kernel is read
         socks = self._keep(self._read_kernel(notes), counts)
         # TIME_WAIT sockets (most of them, on a busy machine) have no inode and no owner:
         # they pass through untouched.
         owned = [i for i, s in enumerate(socks) if s.inode]
-        owners = self._holders.update(socks[i].inode for i in owned)
+        owners = index.update(socks[i].inode for i in owned)
         procs = self._procs.collect({p for i in owned for p in owners.get(socks[i].inode, ())},
                                     self.ancestors)
         ppids = {pid: info.ppid for pid, info in procs.items()}
+        fd_faults, proc_faults = index.faults, self._procs.faults
         # With pidfds: each holder and one socket it holds (to check the fd it was seen on).
         held: dict[int, int] | None = {} if self.pidfds is not None else None
+        pending: set[int] = set()
+        unreadable = bool(fd_faults) or index.list_fault is not None
+        me = os.geteuid() if hasattr(os, "geteuid") else None
         for i in owned:
             s = socks[i]
+            found = owners.get(s.inode, ())
             # A holder that vanished since the fd scan is dropped, not guessed at.
-            pids = tuple(p for p in owners.get(s.inode, ()) if p in procs)
+            pids = tuple(p for p in found if p in procs)
             owner = main_pid(pids, ppids)
             user = procs[owner].username if owner is not None else None
             socks[i] = s._replace(holders=pids, pid=owner, user=user or user_name(s.uid))
             if held is not None:
                 for p in pids:
                     held.setdefault(p, s.inode)
+            if pids:
+                continue
+            if any(p in proc_faults for p in found) or (not found and unreadable):
+                continue  # unknown because of a fault: counted, and the note says which
+            # Its holders exited mid-sample, or it was missed once: look again next time
+            # before calling it unknown. Another user's socket, as an ordinary user, is
+            # explained already.
+            if (found or not (first or index.unresolved(s.inode))) and \
+                    (gaps.is_root or s.uid == me):
+                pending.add(s.inode)
         if held is not None:
             self._capture_pidfds(held, procs)
-        return socks, procs, len(self._holders.denied)
+        reason = gaps.unknown_reason
+        if index.list_fault is not None:
+            notes.append(f"{index.root} could not be listed ({index.list_fault.text}): owners "
+                         "are as last read; read again every sample")
+        faults = sorted({f.text for f in fd_faults.values()} | set(proc_faults.values()))
+        if faults:
+            count = len(set(fd_faults) | set(proc_faults))
+            notes.append(f"{count} process(es) could not be read ({'; '.join(faults)}): shown "
+                         "as last read, read again every sample")
+            reason = f"held by processes that could not be read ({'; '.join(faults)})"
+        elif gaps.is_root and not index.denied:
+            reason = INVISIBLE
+        if not index.processes and index.list_fault is None:
+            notes.append(f"no processes under {index.root} (is it mounted?): owners cannot "
+                         "be shown")
+        return socks, procs, gaps._replace(unreadable_pids=len(index.denied), unknown_reason=reason,
+                                           pending=frozenset(pending), inodes=True)
 
     def _capture_pidfds(self, held: dict[int, int], procs: dict[int, ProcessInfo]) -> None:
         """A pidfd for every listed holder, opened the first time it is seen."""
@@ -204,7 +251,7 @@ class Sampler:
 
     def _sample_psutil(
         self, notes: list[str], mono: float, counts: dict[int, int]
-    ) -> tuple[list[Socket], dict[int, ProcessInfo], int]:
+    ) -> tuple[list[Socket], dict[int, ProcessInfo]]:
         conns = self._connections(notes)
         wanted = []
         for c in conns:
@@ -238,5 +285,5 @@ class Sampler:
                 time_left_exact=False,
             ))
         self._first_seen = seen
-        return out, procs, 0
+        return out, procs
 

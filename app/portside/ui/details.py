@@ -13,7 +13,7 @@ from ..fmt import (
     state_cell,
     time_left_cell,
 )
-from ..model import TIME_WAIT, ProcessInfo, Snapshot, Socket
+from ..model import TIME_WAIT, ProcessInfo, Snapshot, Socket, owner_unknown
 from ..view import GONE, Row, TableModel
 
 LABEL = "bold"
@@ -81,11 +81,15 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
     if not sock.holders:
         text.append("\nOwner unknown", "bold")
         text.append(f" (socket user {safe_text(sock.user or '?')}).\n")
-        if not snap.gaps.is_root:
-            text.append("Another user's process holds it: run portside with sudo to see "
-                        "and act on it.\n")
+        gaps = snap.gaps
+        if owner_unknown(sock, gaps):
+            text.append(f"{gaps.unknown_reason[:1].upper()}{gaps.unknown_reason[1:]}.\n")
+        elif sock.inode in gaps.pending:
+            text.append("No process was found holding it in this sample (its process may "
+                        "have just exited): it is looked up again at the next one.\n")
         else:
-            text.append("Its process's open files cannot be read, even as root.\n")
+            text.append("No process holds it: the kernel keeps it until the connection "
+                        "ends.\n")
         return text
     proc = row.proc or snap.process(sock.pid)
     if proc is None:

@@ -30,7 +30,7 @@ from ..backend import Backend, PortHolders
 from ..fmt import join_cmdline, safe_text, signal_name
 from ..model import SENT, Diagnosis, Snapshot, Target
 from ..query import SORT_COLUMNS, Query, QueryError, parse
-from ..report import diagnosis_lines
+from ..report import diagnosis_lines, sample_notes
 from ..view import RowKey, TableModel, watch_events
 from .commands import (
     BY_ID,
@@ -112,6 +112,8 @@ class MainScreen(Screen[None]):
         self.watched: dict[int, PortHolders | None] = {p: None for p in watch}
         self.sampled_at: float | None = None
         self.error = ""  # why sampling fails, while it does
+        self._notes: list[str] = []  # the sample's notes for the rows shown
+        self._notes_key: tuple[int, int] | None = None
         self.activity = ""  # what the last action is doing, or how it ended
         self._bindings_state: tuple[bool, ...] = ()  # the row actions' availability shown
 
@@ -211,12 +213,13 @@ class MainScreen(Screen[None]):
         self.query_one(ActivityLine).show(self.activity)
         lines = [self.error] if self.error else []
         snap = self.model.snapshot
-        if snap is not None and snap.gaps.unknown_owner:
-            n = snap.gaps.unknown_owner
-            lines.append(f"{n} socket(s) belong to processes you cannot see (owner '?'): "
-                         "run `sudo portside` to see and stop them." if not snap.gaps.is_root
-                         else f"{n} socket(s) have an owner whose files cannot be read, "
-                         "even as root.")
+        if snap is not None:
+            # What the sample could not see, counted among the rows shown (once per change).
+            key = (id(snap), id(self.model.view))
+            if key != self._notes_key:
+                self._notes_key = key
+                self._notes = sample_notes((r.sock for r in self.model.view), snap.gaps)
+            lines += self._notes
         self.query_one(Banner).show(lines, bool(self.error))
 
     # The view settings ------------------------------------------------------------------
