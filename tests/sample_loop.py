@@ -12,19 +12,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
+from portside.model import owner_unknown
+from portside.report import sample_notes
 from portside.system.sampler import Sampler
-
-try:
-    from portside.model import owner_unknown
-    from portside.report import sample_notes
-except ImportError:  # an older portside (to see a test fail on it): the same questions
-    def owner_unknown(sock: Any, gaps: Any) -> bool:
-        return not sock.holders
-
-    def sample_notes(socks: Any, gaps: Any) -> list[str]:
-        return list(gaps.notes)
 
 
 def main() -> None:
