@@ -160,9 +160,10 @@ class SampleLoop:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      cwd=installed().root)
 
-    def sample(self, *ports: int) -> dict[str, Any]:
+    def sample(self, *where: int | str) -> dict[str, Any]:
+        """One sample, about the listeners on these ports and local addresses."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(" ".join(map(str, ports)) + "\n")
+        self.proc.stdin.write(" ".join(map(str, where)) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         assert line, f"the sampler exited ({self.proc.wait(10)})"
