@@ -3,12 +3,14 @@ descriptors, hidden processes. Each fault is made for real where the machine all
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import resource
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,8 +27,11 @@ from conftest import (
     alive,
     installed,
     portside_cmd,
+    require_root,
     wait_for,
 )
+from portside.system import kernel
+from portside.system.sampler import Sampler
 
 # A name that is not UTF-8, with the 8-bit CSI (0x9B) a terminal would obey, an ESC and
 # a C1 control spelled in UTF-8 (U+0085).
@@ -150,6 +155,7 @@ def test_a_signal_to_the_dashboard_restores_the_terminal(
 
 LOOP = Path(__file__).resolve().parent / "sample_loop.py"
 CHURN = Path(__file__).resolve().parent / "churn.py"
+SANDBOX = Path(__file__).resolve().parent / "sandbox.py"
 
 
 class SampleLoop:
@@ -225,3 +231,87 @@ def test_sockets_whose_process_exits_mid_sample_are_not_called_unreadable() -> N
     assert [s for s in seen if s["unknown"]] == [], raced
     assert not any("even as root" in n or "with owner unknown" in n
                    for s in seen for n in s["notes"]), raced
+
+
+class FlakyNetlink(socket.socket):
+    """A netlink socket whose first `fails` receives fail with ENOBUFS (the lowest seam:
+    the kernel gives ENOBUFS or EINTR here when it cannot keep up)."""
+
+    fails = 0
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if FlakyNetlink.fails > 0:
+            FlakyNetlink.fails -= 1
+            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        return super().recv(bufsize, flags)
+
+
+def test_a_transient_netlink_error_is_retried_not_taken_for_good(
+        spawn: Spawner, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = spawn()
+    monkeypatch.setattr(kernel.socket, "socket", FlakyNetlink)
+    sampler = Sampler()
+    FlakyNetlink.fails = 1  # once: the retry reads sock_diag, nobody hears of it
+    snap = sampler.sample()
+    assert snap.source == "sock_diag" and not snap.gaps.notes
+    assert held.pid in next(s.holders for s in snap.sockets if s.lport == held.port)
+    FlakyNetlink.fails = 3  # every try of one sample: /proc/net this time, and it says so
+    snap = sampler.sample()
+    assert any("sock_diag failed 3 times" in n and "ENOBUFS" in n and "this sample" in n
+               for n in snap.gaps.notes), snap.gaps.notes
+    assert held.pid in next(s.holders for s in snap.sockets if s.lport == held.port)
+    snap = sampler.sample()  # ... and sock_diag again the next time
+    assert snap.source == "sock_diag" and not snap.gaps.notes
+
+
+def _sandboxed(*cmd: str, no_proc: bool = False) -> list[str]:
+    """cmd with netlink refused (seccomp); with no_proc, in a mount namespace whose /proc
+    is an empty directory."""
+    inner = [sys.executable, str(SANDBOX), "--no-netlink", "--", *cmd]
+    if not no_proc:
+        return inner
+    script = "mount -t tmpfs none /proc && exec " + " ".join(shlex.quote(c) for c in inner)
+    return ["unshare", "--mount", "sh", "-c", script]
+
+
+def test_netlink_refused_for_good_is_said_in_the_cli_and_the_dashboard(
+        spawn: Spawner, tmux: Callable[..., Tmux]) -> None:
+    held = spawn()
+    res = subprocess.run(_sandboxed(*portside_cmd(), "list", f":{held.port}"),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and str(held.pid) in res.stdout, res.stderr
+    assert "sock_diag netlink is unavailable (sock_diag: Operation not permitted (EPERM)): " \
+        "reading /proc/net instead" in res.stderr
+    term = tmux(_sandboxed(*portside_cmd(), f":{held.port}"), size=(160, 40))
+    screen = term.wait_text(str(held.pid), timeout=30)
+    term.wait_text("reading /proc/net instead")
+    assert "Operation not permitted" in screen
+    term.send("q")
+    assert term.exit_code() == 0
+
+
+def test_no_socket_tables_at_all_is_exit_69_with_the_reason(tmux: Callable[..., Tmux]) -> None:
+    require_root()  # a mount namespace
+    res = subprocess.run(_sandboxed(*portside_cmd(), "list", no_proc=True),
+                         capture_output=True, text=True, timeout=60)
+    reason = ("cannot read this machine's sockets: sock_diag: Operation not permitted (EPERM); "
+              "and no socket tables under /proc/net (is /proc mounted?)")
+    assert res.returncode == 69 and reason in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    term = tmux(_sandboxed(*portside_cmd(), no_proc=True), size=(200, 20))
+    assert term.exit_code(timeout=30) == 69
+    assert reason in term.history() and "Traceback" not in term.history()
+
+
+def test_an_unreadable_proc_stat_is_a_fault_not_a_crash(spawn: Spawner) -> None:
+    require_root()  # a mount namespace
+    held = spawn()
+    cmd = " ".join(shlex.quote(c) for c in [*portside_cmd(), "list", f":{held.port}"])
+    # psutil needs /proc/stat for every start time: without it no process can be named.
+    res = subprocess.run(["unshare", "--mount", "sh", "-c",
+                          f"mount --bind /dev/null /proc/stat && exec {cmd}"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "1 socket(s) with owner unknown: held by processes that could not be read " \
+        "(line 'btime' not found in /proc/stat)" in res.stderr, res.stderr
+    assert "internal error" not in res.stderr

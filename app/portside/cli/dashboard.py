@@ -13,12 +13,14 @@ from .args import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 def run(args: argparse.Namespace, err: TextIO) -> int:
     """Run the dashboard in this terminal; exit 70 with one line if it stops on an error."""
     from ..system.backend import LiveBackend
+    from ..system.kernel import check_available
     from ..ui.app import PortsideApp
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         err.write("portside: the dashboard needs a terminal; for scripts use "
                   "`portside list` (see portside --help)\n")
         return EXIT_USAGE
+    check_available()  # else exit 69 with the reason, before the screen is taken over
     app = PortsideApp(LiveBackend(), query=list(args.query), interval=args.interval,
                       watch=args.watch, grace=args.grace, handle_signals=True)
     app.run()

@@ -301,6 +301,20 @@ def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> lis
     return out
 
 
+def check_available(root: str = "/proc") -> None:
+    """Raise KernelUnavailable, saying why, when neither reader can work here (checked
+    cheaply: a netlink socket can be made, or /proc/net has a socket table)."""
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG).close()
+        return
+    except (OSError, AttributeError) as exc:
+        netlink = _unavailable(exc, "sock_diag") if isinstance(exc, OSError) else exc
+    if any(os.path.exists(f"{root}/net/{name}") for name in ("tcp", "tcp6", "udp", "udp6")):
+        return
+    raise KernelUnavailable(errno.ENOENT, f"{netlink}; and no socket tables under {root}/net "
+                            f"(is {root} mounted?)")
+
+
 def state_mask(all_states: bool) -> int:
     """The TCP state bitmask for the default view (LISTEN + TIME_WAIT) or every state."""
     if all_states:
