@@ -249,7 +249,7 @@ class FlakyNetlink(socket.socket):
 def test_a_transient_netlink_error_is_retried_not_taken_for_good(
         spawn: Spawner, monkeypatch: pytest.MonkeyPatch) -> None:
     held = spawn()
-    monkeypatch.setattr(kernel.socket, "socket", FlakyNetlink)
+    monkeypatch.setattr(socket, "socket", FlakyNetlink)  # what kernel.py makes its socket with
     sampler = Sampler()
     FlakyNetlink.fails = 1  # once: the retry reads sock_diag, nobody hears of it
     snap = sampler.sample()
