@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import random
+import re
 import resource
 import shlex
 import signal
@@ -22,15 +23,17 @@ import psutil
 import pytest
 
 from conftest import (
+    RUNUSER,
     Spawner,
     Tmux,
     alive,
     installed,
+    nobody_env,
     portside_cmd,
     require_root,
+    run_cli,
     wait_for,
 )
-from portside.system import kernel
 from portside.system.sampler import Sampler
 
 # A name that is not UTF-8, with the 8-bit CSI (0x9B) a terminal would obey, an ESC and
@@ -315,3 +318,24 @@ def test_an_unreadable_proc_stat_is_a_fault_not_a_crash(spawn: Spawner) -> None:
     assert "1 socket(s) with owner unknown: held by processes that could not be read " \
         "(line 'btime' not found in /proc/stat)" in res.stderr, res.stderr
     assert "internal error" not in res.stderr
+
+
+def test_a_process_hidden_by_hidepid_is_said_to_be_hidden(spawn: Spawner) -> None:
+    require_root()  # a mount namespace with its own proc instance, seen by nobody
+    held = spawn()
+    kill = " ".join(shlex.quote(c) for c in [
+        RUNUSER, "-u", "nobody", "--", str(installed().portside), "kill", str(held.pid), "1",
+        "--dry-run"])
+    res = subprocess.run(["unshare", "--mount", "sh", "-c",
+                          f"mount -t proc -o hidepid=2 proc /proc && exec {kill}"],
+                         capture_output=True, text=True, timeout=60, env=nobody_env())
+    # The kernel spells hidepid=2 "invisible" since 5.8.
+    assert re.search(f"PID {held.pid} exists but is hidden from this user \\(/proc is mounted "
+                     f"with hidepid=(2|invisible)\\): run as root to see it \\(sudo portside "
+                     f"kill {held.pid}\\)", res.stderr), res.stderr
+    assert "PID 1 is the init process" in res.stderr
+    assert "no such process" not in res.stderr and res.returncode == 1, res.stderr
+    assert alive(held.pid)
+    # Truly gone is still "no such process".
+    gone = run_cli("kill", "2147483646", "--dry-run", user="nobody")
+    assert gone.returncode == 3 and "PID 2147483646: no such process" in gone.stderr

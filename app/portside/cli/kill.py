@@ -58,7 +58,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     for pid in pids:
         target = control.target_of(pid)
         if target is None:
-            err.write(f"PID {pid}: no such process\n")
+            hidden = control.hidden(pid)
+            if hidden is None:
+                err.write(f"PID {pid}: no such process\n")
+                continue
+            # It exists: a refusal first (PID 1 is never signalled, seen or not).
+            matched = True
+            refused[pid] = control.refusal(pid) or hidden
             continue
         matched = True
         why = control.refusal(pid)

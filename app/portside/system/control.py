@@ -94,6 +94,44 @@ def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGI
     return Target(pid, ctime, name, user, tuple(cmd) if cmd is not None else None)
 
 
+def hidden(pid: int, proc_root: str = "/proc") -> str | None:
+    """For a PID psutil cannot find: why it exists all the same but cannot be seen (a
+    /proc mounted with hidepid), or None when there really is no such process."""
+    try:
+        os.kill(pid, 0)  # asks the kernel, not /proc: no signal is sent
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, and is another user's
+    except OSError:
+        return None
+    if os.path.exists(f"{proc_root}/{pid}"):
+        return None  # visible after all: it was just starting or is a thread
+    option = _hidepid(proc_root)
+    how = f"{proc_root} is mounted with hidepid={option}" if option else \
+        f"{proc_root} does not show it to this user"
+    return (f"PID {pid} exists but is hidden from this user ({how}): run as root to see "
+            f"it (sudo portside kill {pid})")
+
+
+def _hidepid(proc_root: str) -> str | None:
+    """The hidepid= option of the proc mount at proc_root, if it has one."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):  # the last mount on a path is the one seen
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) > 4 and fields[4] == proc_root and right.startswith("proc "):
+            for opt in right.split()[-1].split(","):
+                if opt.startswith("hidepid="):
+                    return opt.removeprefix("hidepid=")
+            return None
+    return None
+
+
 def _live_threads(pid: int, proc_root: str = "/proc") -> bool:
     """True when a zombie thread-group leader still has running threads (its main thread
     called pthread_exit): the process is alive and may hold sockets."""
