@@ -5,7 +5,8 @@ Options: --host ADDR, --port N, --udp, --fork (a child inherits the socket),
 stdout), --close-in-parent (the parent drops its copy after
 forking, like a supervisor handing the socket to a worker), --name NAME (the process
 calls itself NAME, as `exec -a NAME` plus prctl(PR_SET_NAME) would: hostile names for tests),
---zombie-leader (the main thread exits while another thread keeps the socket).
+--zombie-leader (the main thread exits while another thread keeps the socket),
+--connect HOST:PORT (a client instead: connects, keeps its end open, never reads).
 """
 
 from __future__ import annotations
@@ -33,9 +34,18 @@ def main() -> None:
     p.add_argument("--lifetime", type=float, default=120.0)
     p.add_argument("--name")
     p.add_argument("--zombie-leader", action="store_true")
+    p.add_argument("--connect")
     a = p.parse_args()
     if a.name is not None:
         _rename(a.name)
+    if a.connect:
+        host, _, port_text = a.connect.rpartition(":")
+        conn = socket.create_connection((host, int(port_text)), timeout=10)
+        sys.stdout.write(json.dumps({"port": conn.getsockname()[1], "pid": os.getpid(),
+                                     "child": 0}) + "\n")
+        sys.stdout.flush()
+        _idle(a.lifetime)
+        return
     if a.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if a.report_term:

@@ -28,6 +28,7 @@ from conftest import (
     Tmux,
     alive,
     installed,
+    list_json,
     nobody_env,
     portside_cmd,
     require_root,
@@ -339,3 +340,37 @@ def test_a_process_hidden_by_hidepid_is_said_to_be_hidden(spawn: Spawner) -> Non
     # Truly gone is still "no such process".
     gone = run_cli("kill", "2147483646", "--dry-run", user="nobody")
     assert gone.returncode == 3 and "PID 2147483646: no such process" in gone.stderr
+
+
+def test_why_explains_fin_wait2_left_by_a_server_that_died(spawn: Spawner,
+                                                          tmp_path: Path) -> None:
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind",
+                               "127.0.0.1"], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert server.stdout is not None
+        port = int(re.search(r"port (\d+)", server.stdout.readline()).group(1))  # type: ignore[union-attr]
+        client = spawn("--connect", f"127.0.0.1:{port}")
+
+        def server_end(state: str) -> list[dict[str, Any]]:
+            return [s for s in list_json("--all", f"lport:{port}") if s["state"] == state]
+        wait_for(lambda: any(s["holders"] == [server.pid] for s in server_end("ESTABLISHED")))
+        server.kill()  # the server dies with the connection open
+        server.wait(10)
+        wait_for(lambda: server_end("FIN_WAIT2"))
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    res = run_cli("why", str(port))
+    assert res.returncode == 1, res.stdout
+    assert "belong to no process (1 FIN_WAIT2)" in res.stdout, res.stdout
+    assert f"PID {client.pid} (python) holds 1 of the other ends, in CLOSE_WAIT" in res.stdout
+    assert re.search(r"or by themselves in \d+s at the latest", res.stdout), res.stdout
+    assert "when the processes holding them close them" not in res.stdout
+    data = json.loads(run_cli("why", str(port), "--json").stdout)
+    assert [(o["state"], o["peer_pid"], o["peer_state"]) for o in data["orphans"]] == [
+        ("FIN_WAIT2", client.pid, "CLOSE_WAIT")]
+    assert 0 < data["orphans"][0]["time_left"] <= data["fin_timeout"]
+    # The table says it has no process rather than an unknown one.
+    row = run_cli("list", "--all", f"lport:{port}").stdout.splitlines()[1]
+    assert "FIN_WAIT2" in row and "?" not in row and "left" in row, row

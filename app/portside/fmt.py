@@ -7,7 +7,7 @@ import signal
 import time
 import unicodedata
 
-from .model import TIME_WAIT, Socket, Target
+from .model import TIME_WAIT, Socket, Target, is_orphan
 
 # Bidirectional overrides and isolates can reorder what a terminal shows (Trojan Source).
 _BIDI = frozenset(
@@ -106,7 +106,7 @@ def state_cell(sock: Socket) -> str:
 def holders_cell(sock: Socket, sep: str = "") -> str:
     """The main holder's PID and how many more hold the socket: "3100+2"; "?" unknown."""
     if sock.pid is None:
-        return "" if sock.state == TIME_WAIT else "?"
+        return "" if sock.state == TIME_WAIT or is_orphan(sock) else "?"
     more = len(sock.holders) - 1
     return f"{sock.pid}{sep}+{more}" if more > 0 else str(sock.pid)
 

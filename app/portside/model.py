@@ -257,6 +257,25 @@ class BindResult(NamedTuple):
     detail: str | None = None
 
 
+# The states a connection passes through after its process closed it.
+CLOSING_STATES: Final = ("FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
+
+
+def is_orphan(sock: Socket) -> bool:
+    """A closing TCP connection that no process holds any more (the kernel finishes it)."""
+    return (sock.proto == "tcp" and sock.state in CLOSING_STATES and not sock.holders
+            and not sock.inode)
+
+
+class Orphan(NamedTuple):
+    """A connection on the port that no process holds (its process closed it or exited),
+    and the local process holding the other end, if any."""
+
+    sock: Socket
+    peer: ProcessInfo | None  # holds the peer's end (in CLOSE_WAIT, typically)
+    peer_state: str | None
+
+
 class Diagnosis(NamedTuple):
     """Everything `portside why PORT` says about one port."""
 
@@ -274,3 +293,5 @@ class Diagnosis(NamedTuple):
     can_bind_reuse: bool  # ... with SO_REUSEADDR
     verdict: tuple[str, ...]
     is_root: bool
+    orphans: tuple[Orphan, ...] = ()  # connections on the port that belong to no process
+    fin_timeout: float | None = None  # net.ipv4.tcp_fin_timeout, seconds

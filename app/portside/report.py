@@ -15,9 +15,11 @@ from .model import (
     BindResult,
     Diagnosis,
     Gaps,
+    Orphan,
     Snapshot,
     Socket,
     holder_pids,
+    is_orphan,
     owner_unknown,
 )
 
@@ -65,7 +67,24 @@ def diagnosis_lines(d: Diagnosis) -> list[str]:
     return lines
 
 
-def diagnose(port: int, snap: Snapshot, binds: list[BindResult]) -> Diagnosis:
+def orphans_of(socks: list[Socket], snap: Snapshot) -> tuple[Orphan, ...]:
+    """The connections among socks that no process holds, each with the local process
+    holding its other end (if the peer is on this machine)."""
+    found = [s for s in socks if is_orphan(s)]
+    if not found:
+        return ()
+    ends: dict[tuple[str | None, int | None, str | None, int | None], Socket] = {
+        (s.laddr, s.lport, s.raddr, s.rport): s for s in snap.sockets if s.holders}
+    out = []
+    for s in found:
+        peer = ends.get((s.raddr, s.rport, s.laddr, s.lport))
+        out.append(Orphan(s, snap.process(peer.pid) if peer else None,
+                          peer.state if peer else None))
+    return tuple(out)
+
+
+def diagnose(port: int, snap: Snapshot, binds: list[BindResult],
+             fin_timeout: float | None = None) -> Diagnosis:
     """Combine the sockets of a snapshot (taken with all states) with bind() results."""
     on_port = [s for s in snap.sockets if s.lport == port]
     listeners = tuple(s for s in on_port if s.proto == "tcp" and s.state == LISTEN)
@@ -89,6 +108,7 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult]) -> Diagnosis:
         time_wait_exact=all(s.time_left_exact for s in tw),
         others=tuple(sorted(others.items())), binds=tuple(binds), can_bind=can_bind,
         can_bind_reuse=can_reuse, verdict=(), is_root=snap.gaps.is_root,
+        orphans=orphans_of(on_port, snap), fin_timeout=fin_timeout,
     )
     return diag._replace(verdict=tuple(_verdict(diag)))
 
@@ -135,11 +155,16 @@ def _verdict(d: Diagnosis) -> list[str]:
                          "without SO_REUSEADDR, so only waiting helps this time; set it in "
                          "your server to avoid this next time.")
         explained = True
-    if d.others and blocked:
-        states = ", ".join(f"{n} {s}" for s, n in d.others)
-        reuse = " SO_REUSEADDR lets a new listener bind meanwhile." if d.can_bind_reuse else ""
+    reuse = " SO_REUSEADDR lets a new listener bind meanwhile." if d.can_bind_reuse else ""
+    orphaned: Counter[str] = Counter(o.sock.state for o in d.orphans)
+    held = [(s, n - orphaned.get(s, 0)) for s, n in d.others if n > orphaned.get(s, 0)]
+    if held and blocked:
+        states = ", ".join(f"{n} {s}" for s, n in held)
         lines.append(f"Connections still use {port} as their local port ({states}); they go "
                      f"when the processes holding them close them.{reuse}")
+        explained = True
+    if d.orphans and blocked:
+        lines += _orphans(d, reuse)
         explained = True
     if blocked and not explained:
         errors = sorted({b.error or "" for b in d.binds if not b.ok and not b.reuseaddr})
@@ -150,4 +175,33 @@ def _verdict(d: Diagnosis) -> list[str]:
         lines.insert(0, f"Port {port} is free: bind() works on every address tried.")
     if d.udp:
         lines.append(f"{len(d.udp)} UDP socket(s) are bound to {port}; they do not block TCP.")
+    return lines
+
+
+def _orphans(d: Diagnosis, reuse: str) -> list[str]:
+    """Why connections that no process holds still block the port, and when they go."""
+    states = Counter(o.sock.state for o in d.orphans)
+    what = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    lines = [f"Connections on {d.port} belong to no process ({what}): the process that had "
+             "them closed them or exited, and the kernel finishes them."]
+    peers = Counter((o.peer.pid, o.peer.name, o.peer_state) for o in d.orphans if o.peer)
+    remote = sorted({format_endpoint(o.sock.raddr or "", o.sock.rport or 0)
+                     for o in d.orphans if o.peer is None})
+    who = [f"PID {pid} ({safe_text(name)}) holds {n} of the other ends, in {state}"
+           for (pid, name, state), n in sorted(peers.items())]
+    if remote:
+        who.append("the other end at " + ", ".join(remote[:3])
+                   + (f" and {len(remote) - 3} more" if len(remote) > 3 else "")
+                   + " has not closed")
+    fw2 = [o.sock for o in d.orphans if o.sock.state == "FIN_WAIT2"]
+    lefts = [s.time_left for s in fw2 if s.time_left is not None]
+    if lefts:
+        limit = f"in {format_duration(max(lefts))} at the latest (the kernel's FIN_WAIT2 timer)"
+    elif d.fin_timeout is not None:
+        limit = (f"within {format_duration(d.fin_timeout)} "
+                 "(net.ipv4.tcp_fin_timeout)")
+    else:
+        limit = "when net.ipv4.tcp_fin_timeout runs out"
+    lines.append(f"They go when the other end closes its side ({'; '.join(who)}), or by "
+                 f"themselves {limit}.{reuse}")
     return lines

@@ -15,7 +15,7 @@ from ..fmt import (
     state_cell,
     time_left_cell,
 )
-from ..model import TIME_WAIT, Diagnosis, Snapshot, Socket, Target
+from ..model import TIME_WAIT, Diagnosis, Snapshot, Socket, Target, is_orphan
 
 # JSON -----------------------------------------------------------------------------------
 
@@ -97,6 +97,12 @@ def diagnosis_json(d: Diagnosis, snap: Snapshot) -> dict[str, Any]:
         "other_states": dict(d.others),
         "binds": [{"address": b.address, "reuseaddr": b.reuseaddr, "ok": b.ok,
                    "error": b.error} for b in d.binds],
+        "orphans": [{"state": o.sock.state, "remote_address": o.sock.raddr,
+                     "remote_port": o.sock.rport, "time_left": o.sock.time_left,
+                     "peer_pid": o.peer.pid if o.peer else None,
+                     "peer_process": o.peer.name if o.peer else None,
+                     "peer_state": o.peer_state} for o in d.orphans],
+        "fin_timeout": d.fin_timeout,
         "verdict": list(d.verdict),
     }
 
@@ -109,7 +115,7 @@ LIST_HEADER = ["PROTO", "LOCAL", "REMOTE", "STATE", "PID", "PROCESS", "USER", "T
 def list_row(s: Socket, snap: Snapshot) -> list[str]:
     """One socket as a row of `portside list`, in the dashboard's vocabulary."""
     proc = snap.process(s.pid)
-    unknown = s.state != TIME_WAIT and not s.holders
+    unknown = s.state != TIME_WAIT and not s.holders and not is_orphan(s)
     if s.time_left is not None:
         when = time_left_cell(s.time_left, s.time_left_exact) + " left"
     else:

@@ -31,6 +31,7 @@ TCP_STATE_NAMES: dict[int, State] = {
     12: "SYN_RECV",  # TCP_NEW_SYN_RECV: a request socket, shown as SYN_RECV
 }
 STATE_NUMBERS = {"LISTEN": 10, "TIME_WAIT": 6}
+FIN_WAIT2 = 5
 ALL_TCP_STATES = 0xFFF & ~1  # bits 1..11 (0 is unused); NEW_SYN_RECV left out, as ss does
 
 
@@ -190,6 +191,7 @@ def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> bool:
     a4, a6 = _ADDR4.get, _ADDR6.get
     is_udp = proto == "udp"
     tw = -1 if is_udp else STATE_NUMBERS["TIME_WAIT"]
+    fw2 = -1 if is_udp else FIN_WAIT2
     v4 = socket.AF_INET
     offset = 0
     end = len(data) - _FULL.size
@@ -224,6 +226,10 @@ def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> bool:
         if rport == 0 and ra == unspecified:
             append(new(Socket, (proto, family, la, sp, None, None, state,
                                 inode, uid, (), None, None, None, False)))
+        elif st == fw2 and not inode:
+            # An orphaned FIN_WAIT2 (its process closed it) lives on a timer, like TIME_WAIT.
+            append(new(Socket, (proto, family, la, sp, ra, rport, state,
+                                0, None, (), None, None, expires / 1000.0, True)))
         else:
             append(new(Socket, (proto, family, la, sp, ra, rport, state,
                                 inode, uid, (), None, None, None, False)))
@@ -286,12 +292,13 @@ def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> lis
                 raddr, rp = None, None
             family: Family = "ipv6" if v6 else "ipv4"
             lport = int(lport_hex, 16)
-            if state == "TIME_WAIT":
+            inode = int(f[9])
+            if state == "TIME_WAIT" or (st == FIN_WAIT2 and not inode):
                 when = int(f[5].split(":")[1], 16)
                 out.append(Socket(proto, family, la, lport, raddr, rp, state,
                                   time_left=when / _HZ, time_left_exact=True))
             else:
-                out.append(Socket(proto, family, la, lport, raddr, rp, state, int(f[9]),
+                out.append(Socket(proto, family, la, lport, raddr, rp, state, inode,
                                   int(f[7])))
     if not found:
         if error is not None and error.errno not in (errno.ENOENT, errno.ENOTDIR):

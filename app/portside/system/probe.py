@@ -43,9 +43,18 @@ def probe(port: int, addresses: tuple[str, ...] = PROBE_ADDRESSES) -> list[BindR
     return [try_bind(a, port, reuse) for a in addresses for reuse in (False, True)]
 
 
+def fin_timeout(proc_root: str = "/proc") -> float | None:
+    """net.ipv4.tcp_fin_timeout: how long an orphaned FIN_WAIT2 connection may live."""
+    try:
+        with open(f"{proc_root}/sys/net/ipv4/tcp_fin_timeout", encoding="ascii") as fh:
+            return float(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def diagnose(port: int, snap: Snapshot) -> Diagnosis:
     """The diagnosis of a port: the snapshot's sockets (all states) plus real binds now."""
-    return report.diagnose(port, snap, probe(port))
+    return report.diagnose(port, snap, probe(port), fin_timeout())
 
 
 def is_ipv6_available() -> bool:

@@ -29,7 +29,7 @@ from ..fmt import (
     state_cell,
     time_left_cell,
 )
-from ..model import TIME_WAIT, Snapshot
+from ..model import TIME_WAIT, Snapshot, is_orphan
 from ..view import CHANGED, GONE, NEW, Row, RowKey, TableModel
 
 
@@ -432,6 +432,11 @@ class SocketTable(ScrollView, can_focus=True):
             cells["pid"] = ""
             if not row.folded and sock.raddr:
                 cells["process"] = "peer " + format_endpoint(sock.raddr, sock.rport or 0)
+            return cells
+        if is_orphan(sock):  # closed by its process: the kernel finishes it
+            cells["pid"] = ""
+            cells["process"] = "no process, peer " + format_endpoint(sock.raddr or "",
+                                                                     sock.rport or 0)
             return cells
         if not sock.holders:
             cells.update(pid="?", process="?", user=safe_text(sock.user or "?"))
