@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,12 @@ from conftest import (
     run_cli,
     wait_for,
 )
+from portside.demo import DEMO_MONOTONIC, DemoBackend
+from portside.model import Snapshot
 from portside.system.sampler import Sampler
+from portside.ui.app import PortsideApp
+from portside.ui.widgets import StatusLine
+from uikit import SIZE, until
 
 # A name that is not UTF-8, with the 8-bit CSI (0x9B) a terminal would obey, an ESC and
 # a C1 control spelled in UTF-8 (U+0085).
@@ -374,3 +380,48 @@ def test_why_explains_fin_wait2_left_by_a_server_that_died(spawn: Spawner,
     # The table says it has no process rather than an unknown one.
     row = run_cli("list", "--all", f"lport:{port}").stdout.splitlines()[1]
     assert "FIN_WAIT2" in row and "?" not in row and "left" in row, row
+
+
+# The header over old data -----------------------------------------------------------------
+
+
+class LateBackend(DemoBackend):
+    """The demo machine, but its second sample is delivered 100 s after it began (as when
+    the UI or the machine was too busy), and its third never arrives (a stuck /proc read)."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__()
+        self.clock = clock
+        self.stuck = threading.Event()
+        self.released = threading.Event()
+
+    def sample(self, all_states: bool) -> Snapshot:
+        snap = super().sample(all_states)
+        if self.samples == 2:
+            self.clock[0] += 100
+        elif self.samples > 2:
+            self.stuck.set()
+            self.released.wait(30)
+        return snap
+
+
+async def test_the_header_never_calls_old_data_live() -> None:
+    clock = [DEMO_MONOTONIC]
+    backend = LateBackend(clock)
+    app = PortsideApp(backend, interval=0.5, clock=lambda: clock[0])
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            header = app.main.query_one(StatusLine)
+            await until(pilot, lambda: backend.samples >= 1 and "● live" in str(header.render()))
+            # The second sample arrives 100 s after it was taken.
+            await until(pilot, lambda: backend.stuck.is_set())
+            await pilot.pause()
+            text = str(header.render())
+            assert "STALE" in text and "live" not in text and "1m40s ago" in text, text
+            # The sampler is stuck: time passes, and the header keeps saying so.
+            clock[0] += 60
+            app.main._tick()
+            text = str(header.render())
+            assert "STALE" in text and "live" not in text and "2m40s ago" in text, text
+    finally:
+        backend.released.set()

@@ -41,10 +41,12 @@ class SamplerSettings(NamedTuple):
 class SnapshotReady(Message):
     """A new sample from the sampler worker. A newer one replaces an unprocessed older one."""
 
-    def __init__(self, snapshot: Snapshot, keys: list[RowKey] | None = None) -> None:
+    def __init__(self, snapshot: Snapshot, keys: list[RowKey] | None = None,
+                 sampled_at: float | None = None) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.keys = keys  # the rows' keys, computed on the sampler thread
+        self.sampled_at = sampled_at  # the app's clock when the sample began
 
     def can_replace(self, message: Message) -> bool:
         """Only the newest snapshot matters."""
@@ -132,6 +134,9 @@ class PortsideApp(App[int]):
         failures = 0
         while not settings.paused and not cancelled.is_set():
             wait = settings.interval
+            # The data's age counts from here, not from when the screen gets to it: a busy
+            # UI must not call old data live.
+            began = self.clock()
             try:
                 snap = self.backend.sample(settings.all_states)
             except Exception as exc:  # never die silently: report it, retry later
@@ -145,7 +150,7 @@ class PortsideApp(App[int]):
                 keys = row_keys(snap)
                 if cancelled.is_set():
                     return  # replaced meanwhile (say, by all states): this one is stale
-                self.post_message(SnapshotReady(snap, keys))
+                self.post_message(SnapshotReady(snap, keys, began))
             cancelled.wait(wait)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -165,7 +170,7 @@ class PortsideApp(App[int]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         """Hand a sample to the screen."""
         if self.is_running:  # closing: the widgets may be gone already
-            self.main.apply_snapshot(message.snapshot, message.keys)
+            self.main.apply_snapshot(message.snapshot, message.keys, message.sampled_at)
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         """Show why sampling failed and when it retries."""

@@ -181,10 +181,12 @@ class MainScreen(Screen[None]):
 
     # Samples ----------------------------------------------------------------------------
 
-    def apply_snapshot(self, snap: Snapshot, keys: list[RowKey] | None = None) -> None:
-        """Take a snapshot into the table: one dict diff, one sort, one repaint."""
+    def apply_snapshot(self, snap: Snapshot, keys: list[RowKey] | None = None,
+                       sampled_at: float | None = None) -> None:
+        """Take a snapshot into the table: one dict diff, one sort, one repaint.
+        `sampled_at`: when the sample began, by the app's clock (default: now)."""
         self.error = ""
-        self.sampled_at = self.clock()
+        self.sampled_at = self.clock() if sampled_at is None else sampled_at
         self.model.apply(snap, self.clock(), keys)
         self.query_one(SocketTable).refresh_rows()
         self._check_watches(snap)

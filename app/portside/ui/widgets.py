@@ -49,13 +49,16 @@ def header_text(identity: Identity, interval: float, paused: bool, model: TableM
     snap = model.snapshot
     status = Text(f"portside · {identity.hostname} · {identity.user} "
                   f"({'root' if identity.is_root else 'not root'}) · every {interval:g}s · ")
+    age = now - sampled_at if sampled_at is not None and snap is not None else None
+    # Data older than a few intervals is never called live, whatever kept it from coming.
+    stale = not paused and age is not None and age > max(3 * interval, interval + 5)
     if paused:
         status.append("PAUSED", "bold reverse")
+    elif stale:
+        status.append("STALE", "bold reverse")
     else:
         status.append("● live", "bold")
-    if sampled_at is not None and snap is not None:
-        age = now - sampled_at
-        stale = not paused and age > max(3 * interval, interval + 5)
+    if age is not None and snap is not None:
         if stale or paused or age > interval + 1:
             # Late: count the seconds. On time, the sample's clock time is enough (and an
             # idle header does not have to repaint every second).
@@ -63,8 +66,6 @@ def header_text(identity: Identity, interval: float, paused: bool, model: TableM
         else:
             status.append(" · sampled " + time.strftime("%H:%M:%S",
                                                         time.localtime(snap.taken_at)))
-        if stale:
-            status.append(" STALE", "bold reverse")
     else:
         status.append(" · waiting for the first sample")
     if snap is not None:
