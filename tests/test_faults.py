@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 import pytest
+from textual.widgets import Input
 
 from conftest import (
     RUNUSER,
@@ -41,7 +42,7 @@ from portside.model import Snapshot
 from portside.system.sampler import Sampler
 from portside.ui.app import PortsideApp
 from portside.ui.widgets import StatusLine
-from uikit import SIZE, until
+from uikit import SIZE, demo_app, running, until
 
 # A name that is not UTF-8, with the 8-bit CSI (0x9B) a terminal would obey, an ESC and
 # a C1 control spelled in UTF-8 (U+0085).
@@ -425,3 +426,41 @@ async def test_the_header_never_calls_old_data_live() -> None:
             assert "STALE" in text and "live" not in text and "2m40s ago" in text, text
     finally:
         backend.released.set()
+
+
+# The filter language ----------------------------------------------------------------------
+
+QUERIES = [":", "-:", ":x", "port:", '"my app', "a\\", "it's", ":3000", "::1", '"my app"',
+           ":3000 :8080 -state:tw", "state:bogus", ":70000", "port:5-3", "proc:",
+           "x" * 257, "-", ":3000 '", 'proc:"node js"']
+
+
+def _cli_says(query: str) -> tuple[int, str]:
+    """The installed CLI given the query as one shell word: exit code and filter error."""
+    res = run_cli("list", query) if not query.startswith("-") else run_cli("list", "--", query)
+    prefix = "portside list: invalid filter: "
+    errors = [line[len(prefix):] for line in res.stderr.splitlines() if line.startswith(prefix)]
+    return res.returncode, errors[0] if errors else ""
+
+
+async def test_the_cli_and_the_dashboard_accept_and_reject_the_same_queries() -> None:
+    cli = {q: _cli_says(q) for q in QUERIES}
+    app = demo_app()
+    async with running(app) as pilot:
+        box = app.main.query_one("#filter", Input)
+        for query in QUERIES:
+            box.value = ""
+            await pilot.pause()
+            box.value = query  # as if pasted
+            await pilot.pause()
+            shown = str(app.main.query_one("#filter-error").render())
+            code, message = cli[query]
+            if box.has_class("-invalid"):
+                assert code == 2 and message, (query, code, shown)
+                assert shown == f"{message} (still showing: all)", (query, shown, message)
+            else:
+                assert code == 0 and not message, (query, code, message)
+    # The cases the documented language names.
+    assert cli[":"] == (2, "':': a port is missing after ':' (e.g. :3000)")
+    assert cli['"my app'] == (2, "'\"my app': unclosed quote")
+    assert cli["::1"][0] == cli['"my app"'][0] == 0

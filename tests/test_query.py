@@ -81,9 +81,15 @@ def test_negation_and_conjunction() -> None:
     assert ports("node nginx") == []
 
 
-def test_tokens_from_argv_keep_spaces() -> None:
-    q = parse(["proc:node", "server.js --port"])
+def test_argv_words_are_read_as_the_same_text_typed() -> None:
+    # Quoted for the filter, a phrase with a space is one term, as typed in the dashboard.
+    q = parse(["proc:node", '"server.js --port"'])
+    assert [t.text for t in q.terms] == ["proc:node", "server.js --port"]
+    typed = parse('proc:node "server.js --port"')
+    assert [t.text for t in q.terms] == [t.text for t in typed.terms]
     assert [s.lport for s in q.filter(SNAP)] == [3000, 40000]
+    # A word with a space but no quotes is two terms, as typed.
+    assert [t.text for t in parse(["server.js --port"]).terms] == ["server.js", "--port"]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +106,7 @@ def test_invalid_terms_name_the_term(q: str, bad: str) -> None:
 
 
 def test_unclosed_quote_and_too_long() -> None:
-    with pytest.raises(QueryError, match="quotation"):
+    with pytest.raises(QueryError, match="unclosed quote"):
         parse('proc:node "server')
     with pytest.raises(QueryError, match="too long"):
         parse("x" * 257)

@@ -83,22 +83,47 @@ class Query(NamedTuple):
         return [s for s in snap.sockets if self.matches(s, snap)]
 
 
+def split(text: str) -> list[str]:
+    """Split typed text into terms as a shell does (quotes group, backslash escapes);
+    an unclosed quote or a trailing backslash is an error naming where it starts."""
+    quote, start, escaped = "", 0, False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quote:
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote == '"':
+                escaped = True
+        elif ch in "'\"":
+            quote, start = ch, i
+        elif ch == "\\":
+            escaped, start = True, i
+    if quote:
+        raise QueryError(f"{text[start:]!r}: unclosed quote", text[start:])
+    if escaped:
+        raise QueryError(f"{text[start:]!r}: nothing after the backslash", text[start:])
+    return shlex.split(text)
+
+
+def as_typed(argv: Sequence[str]) -> str:
+    """The text that, typed in the dashboard's filter, means what these argv words mean:
+    the words joined, as a shell hands them over."""
+    return " ".join(argv)
+
+
 def parse(query: str | Sequence[str], me: str | None = None) -> Query:
-    """Parse a query string (or argv-style tokens); raise QueryError if it is invalid."""
-    if isinstance(query, str):
-        source = query
-        if len(source) > MAX_QUERY_LENGTH:
-            raise QueryError(f"query too long ({len(source)} > {MAX_QUERY_LENGTH} characters)")
-        try:
-            tokens = shlex.split(source)
-        except ValueError as exc:
-            raise QueryError(f"{exc} in {source!r}", source) from None
-    else:
-        tokens = list(query)
-        source = " ".join(shlex.quote(t) for t in tokens)
-        if len(source) > MAX_QUERY_LENGTH:
-            raise QueryError(f"query too long ({len(source)} > {MAX_QUERY_LENGTH} characters)")
-    terms = tuple(_parse_term(t, me) for t in tokens if t)
+    """Parse a query as typed, or the words of a command line (joined with spaces: the
+    CLI and the dashboard read the same text the same way); raise QueryError if invalid.
+
+    So on the command line, text with spaces is quoted for the filter as well as for the
+    shell: `portside list '"my app"'`; and `portside list '"my app'` fails as typing
+    `"my app` in the dashboard does.
+    """
+    source = query if isinstance(query, str) else as_typed(query)
+    if len(source) > MAX_QUERY_LENGTH:
+        raise QueryError(f"query too long ({len(source)} > {MAX_QUERY_LENGTH} characters)")
+    terms = tuple(_parse_term(t, me) for t in split(source) if t)
     return Query(terms, source, _group(terms))
 
 
@@ -121,7 +146,9 @@ def _parse_term(token: str, me: str | None) -> Term:
         negated, body = True, body[1:]
     elif body in ("-", "!"):
         raise QueryError(f"{token!r}: negation of nothing", token)
-    if body.startswith(":") and body[1:2].isdigit():
+    if body.startswith(":") and body[1:2] != ":":  # "::1" is text: an IPv6 address
+        if not body[1:]:
+            raise QueryError(f"{token!r}: a port is missing after ':' (e.g. :3000)", token)
         return Term("port", negated, token, _parse_ports(body[1:], token))
     key, sep, value = body.partition(":")
     low = key.lower()

@@ -23,6 +23,7 @@ from ..actions import GRACE
 from ..backend import Backend
 from ..fmt import format_duration, safe_text
 from ..model import Snapshot
+from ..query import as_typed
 from ..view import RowKey, TableModel, row_keys
 from .main import MainScreen
 
@@ -79,7 +80,7 @@ class PortsideApp(App[int]):
         self.clock = clock
         self.live = live  # False: no sampler thread (tests feed snapshots themselves)
         self.model = TableModel()
-        text = query if isinstance(query, str) else " ".join(query)
+        text = query if isinstance(query, str) else as_typed(query)
         self.main = MainScreen(backend, self.model, interval, grace, text, list(watch))
         self.sampling: SamplerSettings | None = None  # what the running sampler does
         self.crash: str | None = None  # why the dashboard stopped on an error, if it did
