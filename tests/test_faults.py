@@ -38,6 +38,7 @@ from conftest import (
     wait_for,
 )
 from portside.demo import DEMO_MONOTONIC, DemoBackend
+from portside.fmt import text_width
 from portside.model import Snapshot
 from portside.system.sampler import Sampler
 from portside.ui.app import PortsideApp
@@ -464,3 +465,55 @@ async def test_the_cli_and_the_dashboard_accept_and_reject_the_same_queries() ->
     assert cli[":"] == (2, "':': a port is missing after ':' (e.g. :3000)")
     assert cli['"my app'] == (2, "'\"my app': unclosed quote")
     assert cli["::1"][0] == cli['"my app"'][0] == 0
+
+
+# Cell widths -----------------------------------------------------------------------------
+
+# Names whose drawn width terminals disagree on, or that are not text at all.
+ODD_NAMES = [os.fsdecode(b"c1\xc2\x9bx\xe2\x80\x8dy"), "vs\u2714\ufe0fz", "cjk\u4e2d\u6587",
+             "comb\u0065\u0301\u0301", os.fsdecode(b"raw\x9b\xff"),
+             "fam\U0001f468\u200d\U0001f469", "flag\U0001f1eb\U0001f1f7"]
+
+
+def test_odd_names_keep_every_cell_in_its_column_in_a_real_terminal(
+        spawn: Spawner, tmux: Callable[..., Tmux]) -> None:
+    addr = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    held = [spawn("--host", addr, "--name", name) for name in ODD_NAMES]
+    listed = run_cli("list", f"addr:{addr}")
+    rows = listed.stdout.splitlines()
+    # The CLI's columns line up in terminal cells, whatever the names.
+    user_at = {text_width(r[:r.index(" root ")]) for r in rows[1:]}
+    assert len(rows) == len(held) + 1 and len(user_at) == 1, listed.stdout
+    term = tmux([*portside_cmd(), f"addr:{addr}"], size=(220, 40))
+    term.wait_text(str(held[-1].pid), timeout=30)
+    for _ in range(len(held)):  # each row highlighted in turn, the details beside it
+        term.send("Down")
+        screen = term.wait_text("holders (1)")
+        lines = [line for line in screen.splitlines() if "│" in line]
+        # The pane's border is in one column on every line, and what the table drew
+        # stays left of it: the pane's own lines read as the pane wrote them.
+        border = {text_width(line[:line.index("│")]) for line in lines}
+        assert len(border) == 1, screen
+        pane = [line[line.index("│") + 1:].rstrip() for line in lines]
+        labels = [p.split()[0] for p in pane if p.strip()]
+        for label in ("socket", "parents", "user", "status", "started", "cpu/mem", "exe",
+                      "cwd", "command"):
+            assert label in labels, (label, screen)
+        table = [line[:line.index("│")] for line in lines]
+        table = [r for r in table if addr in r]
+        assert len(table) == len(held), screen
+        assert len({text_width(r[:r.index(" root ")]) for r in table}) == 1, screen
+
+
+def test_the_unknown_owner_note_counts_only_the_sockets_listed(spawn: Spawner) -> None:
+    require_root()
+    roots = spawn()  # root's: nobody cannot see its process
+    mine = spawn(user="nobody")
+    own = run_cli("list", f":{mine.port}", user="nobody")
+    assert own.returncode == 0 and str(mine.pid) in own.stdout
+    assert "owner unknown" not in own.stderr, own.stderr  # nothing listed is unknown
+    other = run_cli("list", f":{roots.port}", user="nobody")
+    assert "note: 1 socket(s) with owner unknown: held by other users' processes (run with " \
+        "sudo to see every process's sockets)" in other.stderr, other.stderr
+    why = run_cli("why", str(mine.port), user="nobody")
+    assert "owner unknown" not in why.stderr, why.stderr

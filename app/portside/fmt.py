@@ -3,6 +3,7 @@ and the cells both draw."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 import unicodedata
@@ -25,17 +26,41 @@ def _visible(ch: str) -> str:
         # A byte that was not UTF-8 (decoded with surrogateescape): shown as that byte. A
         # stream with errors=surrogateescape would otherwise write it raw (0x9B is CSI).
         return f"\\x{code - 0xDC00:02x}"
-    if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Cn", "Zl", "Zp") and ch not in "\u200d":
-        return f"\\u{code:04x}"
+    if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Cn", "Zl", "Zp") or \
+            _JOINERS.match(ch):
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
     return ch
 
 
+# What joins characters into one drawn shape (joiners, variation selectors, skin tones,
+# flag letters): terminals disagree on how wide the result is, so a cell holding one
+# could be drawn wider than it is and overwrite its neighbour. Shown as escapes.
+_JOINERS = re.compile("[\u200d\ufe00-\ufe0f\U0001f3fb-\U0001f3ff\U0001f1e6-\U0001f1ff"
+                      "\U000e0100-\U000e01ef]")
+
+
 def safe_text(text: str) -> str:
-    """The text with control, format, bidi, unassigned and undecodable characters shown as
-    escapes (a terminal may draw an unassigned one at any width)."""
-    if text.isprintable():
+    """The text with control, format, bidi, unassigned and undecodable characters, and
+    the joiners whose width terminals disagree on, shown as escapes."""
+    if text.isascii():
+        if text.isprintable():
+            return text
+    elif text.isprintable() and not _JOINERS.search(text):
         return text
     return "".join(_visible(ch) for ch in text)
+
+
+def text_width(text: str) -> int:
+    """How many terminal cells the text takes once made safe: wide (East Asian) characters
+    two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
 
 
 def format_duration(seconds: float | None) -> str:

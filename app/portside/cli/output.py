@@ -13,6 +13,7 @@ from ..fmt import (
     holders_cell,
     safe_text,
     state_cell,
+    text_width,
     time_left_cell,
 )
 from ..model import TIME_WAIT, Diagnosis, Snapshot, Socket, Target, is_orphan
@@ -127,10 +128,15 @@ def list_row(s: Socket, snap: Snapshot) -> list[str]:
 
 
 def write_table(rows: list[list[str]], out: TextIO) -> None:
-    """Columns padded to their widest cell, two spaces apart."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    """Columns padded to their widest cell, two spaces apart (widths in terminal cells:
+    a name in CJK characters takes two per character)."""
+    cols = list(zip(*rows, strict=True))
+    # Only a column with text from the machine in it (names, users) can hold non-ASCII.
+    wide = [not "".join(col).isascii() for col in cols]
+    widths = [max(map(text_width if w else len, col)) for col, w in zip(cols, wide, strict=True)]
     for r in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+        out.write("  ".join(c + " " * (n - text_width(c)) if w else c.ljust(n)
+                            for c, n, w in zip(r, widths, wide, strict=True)).rstrip() + "\n")
 
 
 def write_target(t: Target, ports: list[int], out: TextIO) -> None:
