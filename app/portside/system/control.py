@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -254,6 +256,20 @@ def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.1,
         time.sleep(min(poll, left))
 
 
+@contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """Ctrl-C waits until the block is done: between sending a signal and recording it,
+    an interrupt would lose the record (and `kill` would say nothing was sent)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are handled on the main thread only
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def stop(
     targets: Iterable[Target],
     sig: int = signal.SIGTERM,
@@ -284,15 +300,17 @@ def stop(
         return all(h.free for h in result.ports.values()) and not result.alive
 
     try:
-        for t in targets:  # one at a time: an interrupt keeps the record of what went out
-            result.results.append(send_signal(t, sig, ps))
+        for t in targets:
+            with _deferred_interrupt():  # a signal sent is always on record
+                result.results.append(send_signal(t, sig, ps))
         result.ok = wait_until(done, grace, tick=tick)
         if not result.ok and force and sig != signal.SIGKILL:
             holding = {p for h in result.ports.values() for p in h.pids}
             remaining = [t for t in targets if (t.pid in holding or t in result.alive)
                          and is_alive(t, ps)]
             for t in remaining:
-                result.killed.append(send_signal(t, signal.SIGKILL, ps))
+                with _deferred_interrupt():
+                    result.killed.append(send_signal(t, signal.SIGKILL, ps))
             result.ok = wait_until(done, 2.0, tick=tick)
     except KeyboardInterrupt:
         result.ok, result.interrupted = False, True

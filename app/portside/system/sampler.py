@@ -201,23 +201,30 @@ class Sampler:
                 pending.add(s.inode)
         if held is not None:
             self._capture_pidfds(held, procs)
-        reason = gaps.unknown_reason
+        reason = self._faults(notes, gaps)
+        return socks, procs, gaps._replace(unreadable_pids=len(index.denied),
+                                           unknown_reason=reason, pending=frozenset(pending),
+                                           inodes=True)
+
+    def _faults(self, notes: list[str], gaps: Gaps) -> str:
+        """Notes for what could not be read this sample; why owners are unknown."""
+        index, proc_faults = self._holders, self._procs.faults
+        fd_faults = index.faults
         if index.list_fault is not None:
             notes.append(f"{index.root} could not be listed ({index.list_fault.text}): owners "
                          "are as last read; read again every sample")
+        elif not index.processes:
+            notes.append(f"no processes under {index.root} (is it mounted?): owners cannot "
+                         "be shown")
         faults = sorted({f.text for f in fd_faults.values()} | set(proc_faults.values()))
         if faults:
             count = len(set(fd_faults) | set(proc_faults))
             notes.append(f"{count} process(es) could not be read ({'; '.join(faults)}): shown "
                          "as last read, read again every sample")
-            reason = f"held by processes that could not be read ({'; '.join(faults)})"
-        elif gaps.is_root and not index.denied:
-            reason = INVISIBLE
-        if not index.processes and index.list_fault is None:
-            notes.append(f"no processes under {index.root} (is it mounted?): owners cannot "
-                         "be shown")
-        return socks, procs, gaps._replace(unreadable_pids=len(index.denied), unknown_reason=reason,
-                                           pending=frozenset(pending), inodes=True)
+            return f"held by processes that could not be read ({'; '.join(faults)})"
+        if gaps.is_root and not index.denied:
+            return INVISIBLE
+        return gaps.unknown_reason
 
     def _capture_pidfds(self, held: dict[int, int], procs: dict[int, ProcessInfo]) -> None:
         """A pidfd for every listed holder, opened the first time it is seen."""
