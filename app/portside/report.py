@@ -24,10 +24,12 @@ from .model import (
 )
 
 
-def sample_notes(socks: Iterable[Socket], gaps: Gaps) -> list[str]:
-    """The notes that go with a list of sockets: what the sample could not see, with the
-    sockets of unknown owner counted among these only."""
-    unknown = sum(1 for s in socks if owner_unknown(s, gaps)) if gaps.unknown_owner else 0
+def sample_notes(socks: Iterable[Socket] | None, gaps: Gaps) -> list[str]:
+    """The notes that go with a list of sockets (None: every socket of the sample): what
+    the sample could not see, with the sockets of unknown owner counted among these only."""
+    unknown = gaps.unknown_owner
+    if unknown and socks is not None:
+        unknown = sum(1 for s in socks if owner_unknown(s, gaps))
     own = [f"{unknown} socket(s) with owner unknown: {gaps.unknown_reason}"] if unknown else []
     return [*own, *gaps.notes]
 

@@ -61,6 +61,6 @@ def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         write_table([LIST_HEADER, *(list_row(s, snap) for s in table_order(socks))], out)
     else:
         err.write("no sockets match\n" if query.terms else "no sockets\n")
-    for note in sample_notes(socks, snap.gaps):
+    for note in sample_notes(socks if query.terms else None, snap.gaps):
         err.write(f"note: {note}\n")
     return EXIT_OK

@@ -220,7 +220,8 @@ class MainScreen(Screen[None]):
             key = (id(snap), id(self.model.view))
             if key != self._notes_key:
                 self._notes_key = key
-                self._notes = sample_notes((r.sock for r in self.model.view), snap.gaps)
+                shown = (r.sock for r in self.model.view) if self.filter_query.terms else None
+                self._notes = sample_notes(shown, snap.gaps)
             lines += self._notes
         self.query_one(Banner).show(lines, bool(self.error))
 
