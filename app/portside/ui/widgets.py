@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ..backend import Identity
-from ..fmt import format_duration
+from ..fmt import format_duration, safe_text
 from ..view import TableModel
 
 
@@ -47,7 +47,7 @@ def header_text(identity: Identity, interval: float, paused: bool, model: TableM
                 sampled_at: float | None, now: float, watched: list[int]) -> Text:
     """The header: who and where, live or paused, the sample's age, what is shown."""
     snap = model.snapshot
-    status = Text(f"portside · {identity.hostname} · {identity.user} "
+    status = Text(f"portside · {safe_text(identity.hostname)} · {safe_text(identity.user)} "
                   f"({'root' if identity.is_root else 'not root'}) · every {interval:g}s · ")
     age = now - sampled_at if sampled_at is not None and snap is not None else None
     # Data older than a few intervals is never called live, whatever kept it from coming.
