@@ -40,6 +40,7 @@ from conftest import (
 from portside.demo import DEMO_MONOTONIC, DemoBackend
 from portside.fmt import text_width
 from portside.model import Snapshot
+from portside.report import sample_notes
 from portside.system.sampler import Sampler
 from portside.ui.app import PortsideApp
 from portside.ui.widgets import StatusLine
@@ -517,3 +518,24 @@ def test_the_unknown_owner_note_counts_only_the_sockets_listed(spawn: Spawner) -
         "sudo to see every process's sockets)" in other.stderr, other.stderr
     why = run_cli("why", str(mine.port), user="nobody")
     assert "owner unknown" not in why.stderr, why.stderr
+
+
+def test_a_missing_proc_stat_is_a_fault_named_with_the_file(
+        spawn: Spawner, monkeypatch: pytest.MonkeyPatch) -> None:
+    # /proc/stat cannot be removed for real: psutil's reader of it, the lowest seam, fails
+    # as it would without the file (what a hardened container can look like).
+    import psutil._pslinux as pslinux
+
+    held = spawn()
+
+    def no_stat(*_: object) -> float:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/proc/stat")
+
+    monkeypatch.setattr(pslinux, "boot_time", no_stat)
+    monkeypatch.setattr(psutil, "boot_time", no_stat)
+    snap = Sampler().sample()
+    mine = [s for s in snap.sockets if s.lport == held.port]
+    assert [s.holders for s in mine] == [()]
+    assert sample_notes(mine, snap.gaps)[0] == (
+        "1 socket(s) with owner unknown: held by processes that could not be read "
+        "(No such file or directory: /proc/stat (ENOENT))")

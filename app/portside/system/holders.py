@@ -25,7 +25,8 @@ _GONE = frozenset({errno.ENOENT, errno.ESRCH})
 def fault_text(exc: BaseException) -> str:
     """An error of the system as one line: "Too many open files (EMFILE)"."""
     if isinstance(exc, OSError) and exc.errno:
-        return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)})"
+        where = f": {exc.filename}" if exc.filename and exc.errno == errno.ENOENT else ""
+        return f"{exc.strerror or exc}{where} ({errno.errorcode.get(exc.errno, exc.errno)})"
     return str(exc) or type(exc).__name__
 
 
