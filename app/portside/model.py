@@ -126,11 +126,6 @@ class Gaps(NamedTuple):
     pending: frozenset[int] = frozenset()
     inodes: bool = False  # the reader gives inodes: inode 0 is a socket no process holds
 
-    @property
-    def partial(self) -> bool:
-        """True when some owners could not be seen."""
-        return self.unknown_owner > 0 or bool(self.notes)
-
 
 def owner_unknown(sock: Socket, gaps: Gaps) -> bool:
     """True for a socket some process holds that the sample could not name (TIME_WAIT and
