@@ -2,9 +2,10 @@
 
 The one-shot commands never import Textual: they must start fast and work over ssh pipes.
 Exit codes: 0 success, 1 the condition does not hold (still held, timeout, refused,
-cannot bind), 2 bad arguments or refused without a terminal, 3 nothing matched, 69 the
-socket tables cannot be read, 70 an internal error, 71 another system error, 74 the
-output cannot be written, 130 interrupted (Ctrl-C).
+cannot bind), 2 bad arguments or refused without a terminal, 3 nothing matched, 4 freed
+but taken again (something restarts it), 69 the socket tables cannot be read, 70 an
+internal error, 71 another system error, 74 the output cannot be written, 130
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from .. import __version__
 from ..actions import GRACE
 from ..query import SYNTAX_HELP
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH, EXIT_RETAKEN = 0, 1, 2, 3, 4
+SETTLE = 3.0  # seconds a freed port must stay free to count as freed
 # From sysexits.h: the socket tables cannot be read, an internal error, another system
 # error, the output cannot be written.
 EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_OSERR, EXIT_IO = 69, 70, 71, 74
@@ -93,6 +94,12 @@ def _grace(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"seconds to wait for {what} (default {GRACE:g})")
 
 
+def _settle(p: argparse.ArgumentParser, which: str = "") -> None:
+    p.add_argument("--settle", type=duration_arg, default=SETTLE, metavar="S",
+                   help=f"{which}a freed port must stay free S seconds to count as freed "
+                   f"(default {SETTLE:g}; 0: the first moment it is free)")
+
+
 def dashboard_parser() -> argparse.ArgumentParser:
     """`portside [QUERY...]`: the dashboard."""
     p = _Parser(
@@ -130,27 +137,31 @@ def command_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="the diagnosis as JSON")
     elif command == "kill":
         p = _Parser(prog=prog, description="Stop the processes holding a port (:PORT) or "
-                    "the given PIDs: signal, wait up to --grace for the port to be free, "
-                    "SIGKILL the rest only with --force. Exit 0 freed, 1 still held or "
-                    "refused, 2 usage, 3 nothing matched.")
+                    "the given PIDs: signal, wait up to --grace for the port to be free and "
+                    "--settle for it to stay free, SIGKILL the rest only with --force. Exit 0 "
+                    "freed, 1 still held or refused, 2 usage, 3 nothing matched, 4 freed but "
+                    "taken again (something restarts it).")
         p.add_argument("targets", nargs="+", type=target_arg, metavar="TARGET",
                        help=":PORT or PID")
         p.add_argument("--signal", type=signal_arg, default=signal.SIGTERM,
                        metavar="TERM|INT|HUP|KILL", help="the first signal (default TERM)")
         _grace(p, "the port to be free")
+        _settle(p)
         p.add_argument("--force", action="store_true", help="SIGKILL what is left after "
                        "the grace period")
         p.add_argument("--yes", "-y", action="store_true", help="do not ask")
         p.add_argument("--dry-run", action="store_true", help="show the targets, send nothing")
     else:
-        p = _Parser(prog=prog, description="Wait until PORT is free (no listener) or "
-                    "listened on. Exit 0 when it is, 1 on timeout.")
+        p = _Parser(prog=prog, description="Wait until PORT is free (no listener, for "
+                    "--settle seconds in a row) or listened on. Exit 0 when it is, 1 on "
+                    "timeout, 4 on timeout after it was freed and taken again.")
         p.add_argument("port", type=port_arg, metavar=":PORT")
         mode = p.add_mutually_exclusive_group(required=True)
         mode.add_argument("--free", action="store_true", help="until nothing listens")
         mode.add_argument("--listening", action="store_true", help="until something listens")
         p.add_argument("--timeout", type=duration_arg, default=None, metavar="S",
                        help="give up after S seconds (default: never)")
+        _settle(p, "--free: ")
     p.add_argument("--version", action="version", version=f"portside {__version__}")
     return p
 

@@ -8,9 +8,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from ..backend import PortHolders
-from ..fmt import signal_name
+from ..fmt import safe_text, signal_name
 from ..model import DENIED, SENT, Target
-from .args import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_NO_MATCH, EXIT_OK, EXIT_USAGE
+from .args import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_NO_MATCH,
+    EXIT_OK,
+    EXIT_RETAKEN,
+    EXIT_USAGE,
+)
 from .output import write_target
 
 if TYPE_CHECKING:
@@ -107,7 +114,7 @@ def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
     tick = _ticker(err, ports, pids)
     awaited = [t for t in targets if t.pid in pids]
     res = control.stop(targets, args.signal, args.grace, args.force, ports, awaited,
-                       sampler, tick)
+                       sampler, tick, settle=args.settle)
     if tick is not None:
         err.write("\r\x1b[K")
     for r in res.results:
@@ -131,8 +138,11 @@ def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
         return EXIT_INTERRUPTED
     for port in ports:
         held = res.ports.get(port)
-        if held is None or held.free:
-            out.write(f"port {port}: freed\n")
+        if port in res.retaken:
+            _retaken(port, *res.retaken[port], out)
+        elif held is None or held.free:
+            stayed = f" (and stayed free for {args.settle:g}s)" if args.settle > 0 else ""
+            out.write(f"port {port}: freed{stayed}\n")
         else:
             who = ", ".join(str(p) for p in held.pids) or "a process portside cannot see"
             out.write(f"port {port}: still held by PID {who}\n")
@@ -149,7 +159,25 @@ def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
         {t.pid for t in res.alive}
     if not res.ok and not args.force and args.signal != signal.SIGKILL and signalled & holding:
         err.write("add --force to send SIGKILL to what is left\n")
+    if res.retaken:
+        return EXIT_RETAKEN
     return EXIT_OK if res.ok else EXIT_FAIL
+
+
+def _retaken(port: int, held: PortHolders, after: float, out: TextIO) -> None:
+    """A port freed and taken again: by whom, started by whom; the newcomer is never
+    signalled."""
+    from ..system import control
+
+    who = []
+    for t in held.targets:
+        by = control.restarter(t.pid)
+        who.append(f"PID {t.pid} ({safe_text(t.name)})" + (f", started by {safe_text(by)}"
+                                                           if by else ""))
+    newcomer = "; ".join(who) or "a process portside cannot see"
+    out.write(f"port {port}: freed, then taken again {after:.1f}s later by {newcomer}: "
+              "something restarts it, and the newcomer was not signalled (portside why "
+              f"{port} shows who holds it)\n")
 
 
 def _ticker(err: TextIO, ports: list[int], pids: list[int]) -> Callable[[float], None] | None:

@@ -234,6 +234,9 @@ class StopResult:
     ports: dict[int, PortHolders] = field(default_factory=dict)  # as last read
     alive: list[Target] = field(default_factory=list)  # awaited targets still running
     interrupted: bool = False  # Ctrl-C: what was sent (above) stays sent
+    # Ports seen free, then listened on again within the settle time: who took them, and
+    # how long after they were first seen free.
+    retaken: dict[int, tuple[PortHolders, float]] = field(default_factory=dict)
 
 
 def port_holders(port: int, sampler: Sampler) -> PortHolders:
@@ -270,6 +273,38 @@ def _deferred_interrupt() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def settled(ports: Iterable[int], settle: float, sampler: Sampler, poll: float = 0.1
+            ) -> dict[int, tuple[PortHolders, float]]:
+    """Keep reading ports just seen free for `settle` seconds; the ones taken again
+    meanwhile, with who took them and how many seconds after."""
+    ports = list(ports)
+    start = time.monotonic()
+    retaken: dict[int, tuple[PortHolders, float]] = {}
+    while ports:
+        for port in ports:
+            held = port_holders(port, sampler)
+            if not held.free:
+                retaken[port] = (held, time.monotonic() - start)
+        ports = [p for p in ports if p not in retaken]
+        left = settle - (time.monotonic() - start)
+        if left <= 0:
+            break
+        time.sleep(min(poll, left))
+    return retaken
+
+
+def restarter(pid: int, ps: Psutil = psutil) -> str | None:
+    """Who started this process, as "PID 12 (sh)": the likely restarter of a newcomer on a
+    freed port (None when its parent is init or unknown)."""
+    try:
+        ppid = ps.Process(pid).ppid()
+        if ppid <= 1:
+            return None
+        return f"PID {ppid} ({ps.Process(ppid).name()})"
+    except _PS_ERRORS:
+        return None
+
+
 def stop(
     targets: Iterable[Target],
     sig: int = signal.SIGTERM,
@@ -280,8 +315,10 @@ def stop(
     sampler: Sampler | None = None,
     tick: Callable[[float], None] | None = None,
     ps: Psutil = psutil,
+    settle: float = 0.0,
 ) -> StopResult:
-    """Signal the targets; wait until every port is free and every awaited target exited.
+    """Signal the targets; wait until every port is free and every awaited target exited,
+    then that the ports stay free for `settle` seconds.
 
     SIGKILL goes only with `force`, and only to the targets still holding a port or still
     awaited: a process that starts listening meanwhile (a supervisor restarting the server)
@@ -312,6 +349,12 @@ def stop(
                 with _deferred_interrupt():
                     result.killed.append(send_signal(t, signal.SIGKILL, ps))
             result.ok = wait_until(done, 2.0, tick=tick)
+        if result.ok and ports and settle > 0:
+            # "Freed" means staying free: a restarter may take the port again at once.
+            result.retaken = settled(ports, settle, sampler)
+            for port, (held, _) in result.retaken.items():
+                result.ports[port] = held
+            result.ok = not result.retaken
     except KeyboardInterrupt:
         result.ok, result.interrupted = False, True
     return result
