@@ -14,6 +14,9 @@ import psutil
 import pytest
 
 from conftest import CHILD, Spawner, alive, portside_cmd, run_cli, terminate, wait_for
+from portside.ui.app import PortsideApp
+from portside.ui.dialogs import ConfirmScreen
+from uikit import dialog, main, notes, running, settled, table, until
 
 
 def _free_port() -> int:
@@ -103,3 +106,41 @@ def test_wait_free_waits_for_the_port_to_stay_free(loop: Loop) -> None:
         port = lone.getsockname()[1]
     res = run_cli("wait", f":{port}", "--free", "--settle", "0.5", "--timeout", "10")
     assert res.returncode == 0 and "is free (for 0.5s in a row)" in res.stdout
+
+
+# The dashboard ---------------------------------------------------------------------------
+
+
+async def test_the_dashboard_reports_a_freed_port_taken_again_and_offers_nothing(
+        loop: Loop) -> None:
+    from portside.system.backend import LiveBackend
+
+    first = loop.server()
+    app = PortsideApp(LiveBackend(), interval=0.5, grace=10, settle=3)
+    async with running(app) as pilot:
+        def row_index() -> int | None:
+            for i, r in enumerate(app.model.view):
+                if r.sock.lport == loop.port and r.sock.state == "LISTEN" \
+                        and r.sock.pid == first:
+                    return i
+            return None
+        await until(pilot, lambda: row_index() is not None)
+        table(app).move_to(row_index())  # type: ignore[arg-type]
+        await pilot.pause()
+        await pilot.press("t")
+        screen = await dialog(pilot)
+        assert [t.pid for t in screen.plan.targets] == [first]
+        if screen.plan.typed_pid is not None:  # e.g. run under sudo
+            await pilot.press(*str(first), "enter")
+        else:
+            await pilot.press("y")
+        await settled(pilot)
+        newcomer = loop.server()
+        said = " ".join(notes(app))
+        assert f"Port {loop.port} was freed, then taken again" in said, said
+        assert f"by PID {newcomer} (python), started by PID {loop.shell.pid} (sh): " \
+            "something restarts it. The newcomer was not signalled." in said, said
+        assert "was freed, then taken again" in main(app).activity
+        # No follow-up question: the newcomer was never part of what was confirmed.
+        assert not isinstance(app.screen, ConfirmScreen)
+    assert not alive(first) and alive(newcomer)

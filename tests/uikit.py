@@ -22,6 +22,8 @@ SIZE = (150, 45)
 def demo_app(backend: DemoBackend | None = None, **kw: Any) -> PortsideApp:
     """The dashboard on the demo machine, with no sampler thread and a frozen clock."""
     kw.setdefault("clock", lambda: DEMO_MONOTONIC)
+    # Freed ports are not watched for a restarter here (tests of that pass settle=).
+    kw.setdefault("settle", 0.0)
     return PortsideApp(backend or DemoBackend(), live=False, **kw)
 
 

@@ -9,7 +9,7 @@ confirmation.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 from .fmt import safe_text, signal_name
@@ -19,6 +19,8 @@ GRACE: Final = 5.0
 """Seconds a SIGTERM gets before its outcome is judged (dashboard and `kill --grace`)."""
 KILL_GRACE: Final = 2.0
 """Seconds a SIGKILL gets: the kernel ends the process at once; closing takes a moment."""
+SETTLE: Final = 3.0
+"""Seconds a freed port must stay free to count as freed (a restarter may take it again)."""
 
 if TYPE_CHECKING:
     from .backend import PortHolders
@@ -137,6 +139,21 @@ def _refusals(results: list[SignalResult]) -> list[str]:
 
 def _where(addrs: Iterable[str]) -> str:
     return " and ".join(sorted(set(addrs)))
+
+
+def retaken(plan: ActionPlan, results: list[SignalResult], holders: PortHolders,
+            after: float, started_by: Mapping[int, str]) -> Outcome:
+    """A port freed by the action and taken again within the settle time: who took it and
+    who started that; the newcomer is offered nothing (it was never confirmed)."""
+    sent = [r.target for r in results if r.outcome == SENT]
+    name = signal_name(results[0].signal) if results else "signal"
+    newcomers = "; ".join(
+        f"PID {t.pid} ({safe_text(t.name)})"
+        + (f", started by {safe_text(started_by[t.pid])}" if t.pid in started_by else "")
+        for t in holders.targets) or "a process portside cannot see"
+    head = (f"{name} sent to PID {pid_list(sent)}. Port {holders.port} was freed, then taken "
+            f"again {after:.1f}s later by {newcomers}: something restarts it.")
+    return Outcome((head, "The newcomer was not signalled.", *_refusals(results)), "warning")
 
 
 def judge(plan: ActionPlan, results: list[SignalResult], holders: PortHolders | None,

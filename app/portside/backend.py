@@ -78,5 +78,8 @@ class Backend(Protocol):
     def is_alive(self, target: Target) -> bool:
         """True while the target process still runs."""
 
+    def started_by(self, pid: int) -> str | None:
+        """Who started this process ("PID 12 (sh)"), when that is not init."""
+
     def diagnose(self, port: int) -> Diagnosis:
         """The EADDRINUSE diagnosis for a port (probes bind() for real)."""

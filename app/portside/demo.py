@@ -196,6 +196,12 @@ class DemoBackend:
         """True until the demo process was ended."""
         return target.pid not in self.gone
 
+    def started_by(self, pid: int) -> str | None:
+        """The demo process's parent."""
+        procs = _procs()
+        parent = procs.get(procs[pid].ppid or 0) if pid in procs else None
+        return f"PID {parent.pid} ({parent.name})" if parent and parent.pid > 1 else None
+
     def diagnose(self, port: int) -> Diagnosis:
         """The diagnosis with made-up bind() results that match the demo's sockets."""
         snap = demo_snapshot(True, frozenset(self.gone))

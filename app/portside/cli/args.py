@@ -115,6 +115,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", type=port_arg, action="append", default=[], metavar=":PORT",
                    help="notify when this port is freed or taken (repeatable)")
     _grace(p, "a port to be free after SIGTERM before SIGKILL is offered")
+    _settle(p)
     p.add_argument("--version", action="version", version=f"portside {__version__}")
     return p
 

@@ -22,7 +22,8 @@ def run(args: argparse.Namespace, err: TextIO) -> int:
         return EXIT_USAGE
     check_available()  # else exit 69 with the reason, before the screen is taken over
     app = PortsideApp(LiveBackend(), query=list(args.query), interval=args.interval,
-                      watch=args.watch, grace=args.grace, handle_signals=True)
+                      watch=args.watch, grace=args.grace, settle=args.settle,
+                      handle_signals=True)
     app.run()
     if app.crash is not None:
         err.write(f"portside: the dashboard stopped on an error: {safe_text(app.crash)}\n"

@@ -60,6 +60,10 @@ class LiveBackend:
         """True while the target still runs."""
         return control.is_alive(target)
 
+    def started_by(self, pid: int) -> str | None:
+        """The parent of a process, as "PID 12 (sh)" (None for init or unknown)."""
+        return control.restarter(pid)
+
     def diagnose(self, port: int) -> Diagnosis:
         """The `portside why` diagnosis."""
         return diagnose(port, Sampler(all_states=True).sample())

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from ..actions import GRACE
+from ..actions import GRACE, SETTLE
 from ..backend import Backend
 from ..fmt import format_duration, safe_text
 from ..model import Snapshot
@@ -70,7 +70,7 @@ class PortsideApp(App[int]):
     TITLE = "portside"
 
     def __init__(self, backend: Backend, query: str | list[str] = "", interval: float = 2.0,
-                 watch: Iterable[int] = (), grace: float = GRACE,
+                 watch: Iterable[int] = (), grace: float = GRACE, settle: float = SETTLE,
                  clock: Callable[[], float] = time.monotonic, live: bool = True,
                  handle_signals: bool = False) -> None:
         super().__init__()
@@ -81,7 +81,8 @@ class PortsideApp(App[int]):
         self.live = live  # False: no sampler thread (tests feed snapshots themselves)
         self.model = TableModel()
         text = query if isinstance(query, str) else as_typed(query)
-        self.main = MainScreen(backend, self.model, interval, grace, text, list(watch))
+        self.main = MainScreen(backend, self.model, interval, grace, text, list(watch),
+                               settle)
         self.sampling: SamplerSettings | None = None  # what the running sampler does
         self.crash: str | None = None  # why the dashboard stopped on an error, if it did
 

@@ -25,10 +25,20 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
 from .. import policy
-from ..actions import KILL_GRACE, ActionKind, ActionPlan, Outcome, addr_of, judge, pid_list
+from ..actions import (
+    KILL_GRACE,
+    SETTLE,
+    ActionKind,
+    ActionPlan,
+    Outcome,
+    addr_of,
+    judge,
+    pid_list,
+    retaken,
+)
 from ..backend import Backend, PortHolders
 from ..fmt import join_cmdline, safe_text, signal_name
-from ..model import SENT, Diagnosis, Snapshot, Target
+from ..model import SENT, Diagnosis, SignalResult, Snapshot, Target
 from ..query import SORT_COLUMNS, Query, QueryError, parse
 from ..report import diagnosis_lines, sample_notes
 from ..view import RowKey, TableModel, watch_events
@@ -58,12 +68,14 @@ KEYS = {key: c for c in COMMANDS for key in c.key.split(",")}
 
 
 class ActionProgress(Message):
-    """Seconds left in an action's grace period, from its worker."""
+    """Seconds left in an action's grace period (or, settling, of the time a freed port
+    must stay free), from its worker."""
 
-    def __init__(self, plan: ActionPlan, left: float) -> None:
+    def __init__(self, plan: ActionPlan, left: float, settling: bool = False) -> None:
         super().__init__()
         self.plan = plan
         self.left = left
+        self.settling = settling
 
 
 class ActionDone(Message):
@@ -102,12 +114,13 @@ class MainScreen(Screen[None]):
     details = reactive(True, init=False)
 
     def __init__(self, backend: Backend, model: TableModel, interval: float, grace: float,
-                 initial_query: str, watch: list[int]) -> None:
+                 initial_query: str, watch: list[int], settle: float = SETTLE) -> None:
         super().__init__()
         self.backend = backend
         self.model = model
         self.interval = interval
         self.grace = grace
+        self.settle = settle  # seconds a freed port must stay free (0: not checked)
         self.initial_query = initial_query
         self.watched: dict[int, PortHolders | None] = {p: None for p in watch}
         self.sampled_at: float | None = None
@@ -429,12 +442,38 @@ class MainScreen(Screen[None]):
             self.post_message(ActionProgress(plan, left))
             if worker.cancelled_event.wait(min(POLL, left)):
                 break  # the app is closing
+        if holders is not None and done and self.settle > 0 and \
+                any(r.outcome == SENT for r in results):
+            outcome = self._settle(plan, results, holders)
+            if outcome is not None:
+                self.post_message(ActionDone(plan, outcome))
+                return
         self.post_message(ActionDone(plan, judge(plan, results, holders, alive)))
+
+    def _settle(self, plan: ActionPlan, results: list[SignalResult], free: PortHolders
+                ) -> Outcome | None:
+        """On the action's worker: the freed port must stay free for `settle` seconds; the
+        outcome if something takes it again meanwhile (never signalled), else None."""
+        assert plan.port is not None
+        cancelled = get_current_worker().cancelled_event
+        wanted = set(plan.sockets)
+        start = time.monotonic()
+        while (left := self.settle - (time.monotonic() - start)) > 0:
+            self.post_message(ActionProgress(plan, left, settling=True))
+            if cancelled.wait(min(POLL, left)):
+                return None
+            holders = self.backend.holders(plan.port)
+            if any(addr_of(s) in wanted for s in holders.sockets):
+                by = {t.pid: b for t in holders.targets
+                      if (b := self.backend.started_by(t.pid)) is not None}
+                return retaken(plan, results, holders, time.monotonic() - start, by)
+        return None
 
     def on_action_progress(self, message: ActionProgress) -> None:
         """Count down in the activity line."""
         plan = message.plan
-        what = (f"port {plan.port} to be free" if plan.port is not None
+        what = (f"port {plan.port} to stay free" if message.settling
+                else f"port {plan.port} to be free" if plan.port is not None
                 else "the process to exit")
         self.activity = (f"{signal_name(plan.sig)} sent to PID {pid_list(plan.targets)}: "
                          f"waiting for {what}: {message.left:4.1f}s left")
