@@ -488,7 +488,8 @@ async def test_a_failing_sample_shows_a_banner_and_retries() -> None:
 
 async def test_watch_notifies_when_the_port_is_freed_and_taken() -> None:
     bells: list[int] = []
-    app = demo_app()
+    clock = [DEMO_MONOTONIC]
+    app = demo_app(clock=lambda: clock[0])
     async with running(app) as pilot:
         app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
         goto(app, 3000)
@@ -497,10 +498,20 @@ async def test_watch_notifies_when_the_port_is_freed_and_taken() -> None:
         app.apply_snapshot(demo_snapshot(gone=frozenset({2001})))
         await pilot.pause()
         assert any("Port 3000 is free" in n for n in notes(app)) and bells
+        clock[0] += 10  # long after: a new server, not a restart
         app.apply_snapshot(demo_snapshot())
         await pilot.pause()
-        assert any("something listens now: PID 2001 (node)" in n for n in notes(app))
+        assert any("something listens now: PID 2001 (node), started by PID 1204 (bash)" in n
+                   for n in notes(app)), notes(app)
         assert len(bells) == 2
+        # Freed and taken again within the settle time: something restarts it.
+        app.apply_snapshot(demo_snapshot(gone=frozenset({2001})))
+        clock[0] += 0.5
+        app.apply_snapshot(demo_snapshot())
+        await pilot.pause()
+        assert any("Port 3000 was taken again 0.5s after it was freed, by PID 2001 (node), "
+                   "started by PID 1204 (bash): something restarts it" in n
+                   for n in notes(app)), notes(app)
         await pilot.press("w")
         assert 3000 not in main(app).watched and ":3000" not in header(app)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from portside.actions import SETTLE
 from portside.backend import PortHolders
 from portside.demo import DEMO_MONOTONIC, demo_snapshot
 from portside.model import Snapshot
@@ -104,6 +105,13 @@ def test_watch_events() -> None:
     assert "something listens now: an unknown process" in watch_events(
         3000, free, unknown, lambda p: "?")[0]
     assert "restart" in watch_events(3000, held, unknown, lambda p: name(p) or "?")[0]
+    # Free only a moment (within the settle time) before it was taken: a restarter.
+    by = {2001: "PID 1204 (bash)"}.get
+    assert watch_events(3000, free, held, lambda p: name(p) or "?", by, 0.4) == [
+        "Port 3000 was taken again 0.4s after it was freed, by PID 2001 (node), started by "
+        "PID 1204 (bash): something restarts it"]
+    assert "something listens now" in watch_events(3000, free, held, lambda p: "?", by,
+                                                   SETTLE + 1)[0]
 
 
 def test_rows_are_keyed_by_socket_key() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Final, Literal
 
+from .actions import SETTLE
 from .backend import PortHolders
 from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, countdown
 from .query import Query, sort_key
@@ -299,17 +300,27 @@ class TableModel:
 
 
 def watch_events(port: int, before: PortHolders, after: PortHolders,
-                 name_of: Callable[[int], str]) -> list[str]:
-    """What changed on a watched port between two samples, as notification texts."""
+                 name_of: Callable[[int], str],
+                 started_by: Callable[[int], str | None] = lambda pid: None,
+                 free_for: float | None = None) -> list[str]:
+    """What changed on a watched port between two samples, as notification texts.
+
+    `free_for`: how long the port had been free, when it was seen becoming free; taken
+    again within `SETTLE`, something restarts its server, and the text says who."""
     if (before.free, before.pids) == (after.free, after.pids):
         return []
 
     def who(pids: tuple[int, ...]) -> str:
-        return ", ".join(f"PID {p} ({name_of(p)})" for p in pids) or "an unknown process"
+        return ", ".join(f"PID {p} ({name_of(p)})" + (f", started by {by}"
+                                                     if (by := started_by(p)) else "")
+                         for p in pids) or "an unknown process"
 
     if after.free:
         return [f"Port {port} is free"]
     if before.free:
+        if free_for is not None and free_for <= SETTLE:
+            return [f"Port {port} was taken again {free_for:.1f}s after it was freed, by "
+                    f"{who(after.pids)}: something restarts it"]
         return [f"Port {port}: something listens now: {who(after.pids)}"]
     return [f"Port {port}: the listener changed (restart?): {who(before.pids)} -> "
             f"{who(after.pids)}"]

@@ -121,6 +121,7 @@ class MainScreen(Screen[None]):
         self.interval = interval
         self.grace = grace
         self.settle = settle  # seconds a freed port must stay free (0: not checked)
+        self._freed_at: dict[int, float] = {}  # watched port -> when it was seen freed
         self.initial_query = initial_query
         self.watched: dict[int, PortHolders | None] = {p: None for p in watch}
         self.sampled_at: float | None = None
@@ -546,12 +547,24 @@ class MainScreen(Screen[None]):
             proc = snap.process(pid)
             return safe_text(proc.name) if proc else "?"
 
+        def started_by(pid: int) -> str | None:
+            # From the sample's parent chains: no call to the machine on the UI thread.
+            proc = snap.process(pid)
+            parent = snap.process(proc.ppid) if proc is not None and proc.ppid else None
+            return f"PID {parent.pid} ({safe_text(parent.name)})" \
+                if parent is not None and parent.pid > 1 else None
+
+        now = self.clock()
         for port, before in list(self.watched.items()):
             after = PortHolders.of(port, snap)
             self.watched[port] = after
             if before is None:
                 continue  # the first sample sets the baseline
-            for event in watch_events(port, before, after, name):
+            if after.free and not before.free:
+                self._freed_at[port] = now
+            freed = self._freed_at.pop(port, None) if not after.free else None
+            for event in watch_events(port, before, after, name, started_by,
+                                      None if freed is None else now - freed):
                 self.notify(event, title="portside watch", timeout=10)
                 self.app.bell()
 
