@@ -25,7 +25,16 @@ venv: $(STAMP) ## create .venv and install portside with the test tools
 run: $(STAMP) ## start the dashboard (ARGS="--interval 1 :3000")
 	$(BIN)/portside $(ARGS)
 
-test: $(STAMP) ## run the whole test suite (real sockets and processes)
+# Process managers the tests run for real, cached outside the checkout (npm's pm2).
+NODE_CACHE ?= $(HOME)/.cache/portside-test/node
+PM2 := $(NODE_CACHE)/node_modules/.bin/pm2
+
+$(PM2):
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || { echo "make test needs node and npm (apt-get install nodejs npm)" >&2; exit 1; }
+	@mkdir -p $(NODE_CACHE)
+	npm install --prefix $(NODE_CACHE) --no-audit --no-fund --silent pm2@5
+
+test: $(STAMP) $(PM2) ## run the whole test suite (real sockets and processes)
 	@# ss for the cross-checks, tmux for the dashboard in a real terminal, venv for the wheel tests.
 	@missing=""; command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
@@ -33,7 +42,7 @@ test: $(STAMP) ## run the whole test suite (real sockets and processes)
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "make test needs:$$missing (install them, or run make test as root)" >&2; exit 1; fi; fi
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PORTSIDE_PM2=$(PM2) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check app tests

@@ -3,17 +3,30 @@ who took it and who started that, and the newcomer is never signalled."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import CHILD, Spawner, alive, portside_cmd, run_cli, terminate, wait_for
+from conftest import (
+    CHILD,
+    Spawner,
+    alive,
+    list_json,
+    portside_cmd,
+    run_cli,
+    terminate,
+    wait_for,
+)
 from portside.ui.app import PortsideApp
 from portside.ui.dialogs import ConfirmScreen
 from uikit import dialog, main, notes, running, settled, table, until
@@ -144,3 +157,76 @@ async def test_the_dashboard_reports_a_freed_port_taken_again_and_offers_nothing
         # No follow-up question: the newcomer was never part of what was confirmed.
         assert not isinstance(app.screen, ConfirmScreen)
     assert not alive(first) and alive(newcomer)
+
+
+# Managers that hold sockets for others -----------------------------------------------------
+
+APP_JS = """
+const http = require('http');
+http.createServer((q, r) => r.end('hi')).listen(Number(process.env.PORT), '127.0.0.1');
+"""
+
+
+@dataclass
+class Pm2:
+    """pm2 (installed by make test) with its own PM2_HOME; `pm2 kill` and then every PID
+    it ran are ended at teardown."""
+
+    exe: str
+    home: Path
+    port: int = 0
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PM2_HOME": str(self.home), "PORT": str(self.port)}
+        return subprocess.run([self.exe, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    def daemon(self) -> int | None:
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or ())
+            if "God Daemon" in cmd and str(self.home) in cmd:
+                return p.pid
+        return None
+
+
+@pytest.fixture
+def pm2() -> Iterator[Pm2]:
+    exe = os.environ.get("PORTSIDE_PM2", "")
+    if not os.access(exe, os.X_OK):
+        pytest.skip("pm2 is installed by `make test` (PORTSIDE_PM2)")
+    # Short: pm2's daemon shows its home in a title only as long as its original argv.
+    manager = Pm2(exe, Path(tempfile.mkdtemp(prefix="pm2-", dir="/tmp")))
+    try:
+        yield manager
+    finally:
+        daemon = manager.daemon()
+        ran = psutil.Process(daemon).children(recursive=True) if daemon else []
+        manager.run("kill")
+        for proc in [*ran, *([psutil.Process(daemon)] if daemon else [])]:
+            terminate(proc.pid)
+        shutil.rmtree(manager.home, ignore_errors=True)
+
+
+def test_the_pm2_daemon_holding_a_cluster_port_is_never_signalled(pm2: Pm2,
+                                                                 tmp_path: Path) -> None:
+    pm2.port = _free_port()
+    (tmp_path / "app.js").write_text(APP_JS)
+    started = pm2.run("start", str(tmp_path / "app.js"), "-i", "2", "--name", "web")
+    assert started.returncode == 0, started.stdout + started.stderr
+    # In cluster mode the daemon itself holds the listener; its workers get connections.
+    rows = wait_for(lambda: [s for s in list_json(f":{pm2.port}") if s["state"] == "LISTEN"],
+                    timeout=30)
+    daemon = pm2.daemon()
+    assert daemon is not None and rows[0]["pid"] == daemon
+    workers = psutil.Process(daemon).children()
+    assert len(workers) == 2
+    res = run_cli("kill", f":{pm2.port}", "--yes", "--settle", "0")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"refused: PID {daemon} is the pm2 daemon ({pm2.home}): it holds the port for its " \
+        "cluster apps, and stopping it stops every pm2 app; stop the app instead: " \
+        f"PM2_HOME={pm2.home} pm2 stop NAME" in res.stderr, res.stderr
+    assert "SIGTERM sent" not in res.stdout
+    assert alive(daemon) and all(alive(w.pid) for w in workers)
+    res = run_cli("kill", str(daemon), "--yes")  # named by PID: the same refusal
+    assert res.returncode == 1 and "is the pm2 daemon" in res.stderr
+    assert alive(daemon)

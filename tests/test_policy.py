@@ -97,3 +97,17 @@ def test_row_port_of_a_fold_is_its_port() -> None:
     fold = next(r for r in model.view if r.folded)
     assert policy.row_port(fold) == fold.key[3]
     assert policy.row_port(row(3000)) == 3000 and policy.row_port(None) is None
+
+
+def test_a_pm2_daemon_is_refused_even_with_its_title_cut_short() -> None:
+    from portside.policy import manager_refusal
+
+    full = manager_refusal(20825, "PM2 v5.4.3: God", (
+        "PM2 v5.4.3: God Daemon (/home/al ice/.pm2)", "", ""))
+    assert full is not None and "PID 20825 is the pm2 daemon (/home/al ice/.pm2)" in full
+    assert "PM2_HOME='/home/al ice/.pm2' pm2 stop NAME" in full
+    cut = manager_refusal(7, "PM2 v6.0.1: God", ("PM2 v6.0.1: God Daemon (/tmp/pytest-of-r",))
+    assert cut is not None and "pm2 daemon" in cut
+    assert manager_refusal(8, "node", ("node", "/srv/app.js")) is None
+    # The 15-byte name alone does not say "God Daemon": the title is what tells.
+    assert manager_refusal(9, "PM2 v5.4.3: God", ()) is None

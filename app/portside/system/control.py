@@ -69,7 +69,11 @@ def refusal(pid: int, ps: Psutil = psutil) -> str | None:
         return why
     if _is_kernel_thread(pid):
         return f"PID {pid} is a kernel thread"
-    return None
+    try:
+        proc = ps.Process(pid)
+        return policy.manager_refusal(pid, proc.name(), proc.cmdline())
+    except _PS_ERRORS:
+        return None  # gone, or not ours to read: the signal itself will say
 
 
 def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGISTRY
