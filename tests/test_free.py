@@ -230,3 +230,33 @@ def test_the_pm2_daemon_holding_a_cluster_port_is_never_signalled(pm2: Pm2,
     res = run_cli("kill", str(daemon), "--yes")  # named by PID: the same refusal
     assert res.returncode == 1 and "is the pm2 daemon" in res.stderr
     assert alive(daemon)
+
+
+async def test_the_dashboard_refuses_the_pm2_daemon_with_the_reason(pm2: Pm2,
+                                                                   tmp_path: Path) -> None:
+    from portside.system.backend import LiveBackend
+
+    pm2.port = _free_port()
+    (tmp_path / "app.js").write_text(APP_JS)
+    assert pm2.run("start", str(tmp_path / "app.js"), "-i", "2", "--name", "web").returncode == 0
+    wait_for(lambda: [s for s in list_json(f":{pm2.port}") if s["state"] == "LISTEN"],
+             timeout=30)
+    daemon = pm2.daemon()
+    assert daemon is not None
+    app = PortsideApp(LiveBackend(), interval=0.5)
+    async with running(app) as pilot:
+        def row_index() -> int | None:
+            for i, r in enumerate(app.model.view):
+                if r.sock.lport == pm2.port and r.sock.state == "LISTEN":
+                    return i
+            return None
+        await until(pilot, lambda: row_index() is not None)
+        table(app).move_to(row_index())  # type: ignore[arg-type]
+        await pilot.pause()
+        for key in ("t", "k", "f"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen), key
+        said = " ".join(notes(app))
+        assert f"PID {daemon} is the pm2 daemon" in said and "pm2 stop NAME" in said, said
+    assert alive(daemon)
