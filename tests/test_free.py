@@ -230,6 +230,10 @@ def test_the_pm2_daemon_holding_a_cluster_port_is_never_signalled(pm2: Pm2,
     res = run_cli("kill", str(daemon), "--yes")  # named by PID: the same refusal
     assert res.returncode == 1 and "is the pm2 daemon" in res.stderr
     assert alive(daemon)
+    why = run_cli("why", str(pm2.port))
+    assert f"Do not signal it: PID {daemon} is the pm2 daemon" in why.stdout, why.stdout
+    assert f"PM2_HOME={pm2.home} pm2 stop NAME" in why.stdout
+    assert "portside kill" not in why.stdout
 
 
 async def test_the_dashboard_refuses_the_pm2_daemon_with_the_reason(pm2: Pm2,

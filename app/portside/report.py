@@ -130,8 +130,16 @@ def _verdict(d: Diagnosis) -> list[str]:
             who = ", ".join(f"{p.pid} ({safe_text(p.name)})" for p in d.holders)
             lines.append(f"Port {port} is in use: listening on {', '.join(addrs)}, held by "
                          f"PID {who}.")
-            lines.append(f"Remedy: stop it with `portside kill :{port}` (SIGTERM; add --force "
-                         "for SIGKILL if it does not exit), or use another port.")
+            # Imported here: `list` imports this module, and must not load the view.
+            from .policy import manager_refusal
+
+            managed = [why for p in d.holders
+                       if (why := manager_refusal(p.pid, p.name, p.cmdline)) is not None]
+            if managed:
+                lines += [f"Do not signal it: {why}." for why in managed]
+            else:
+                lines.append(f"Remedy: stop it with `portside kill :{port}` (SIGTERM; add "
+                             "--force for SIGKILL if it does not exit), or use another port.")
         if d.unknown_holders:
             hint = ("run `sudo portside why {0}` to see who" if not d.is_root
                     else "its process's open files cannot be read even as root")
