@@ -9,11 +9,10 @@ import sys
 from typing import Final, NoReturn
 
 from .. import __version__
-from ..actions import GRACE
+from ..actions import GRACE, SETTLE
 from ..query import SYNTAX_HELP
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH, EXIT_RETAKEN = 0, 1, 2, 3, 4
-SETTLE = 3.0  # seconds a freed port must stay free to count as freed
 # From sysexits.h: the socket tables cannot be read, an internal error, another system
 # error, the output cannot be written.
 EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_OSERR, EXIT_IO = 69, 70, 71, 74

@@ -171,7 +171,7 @@ def _retaken(port: int, held: PortHolders, after: float, out: TextIO) -> None:
 
     who = []
     for t in held.targets:
-        by = control.restarter(t.pid)
+        by = control.started_by(t.pid)
         who.append(f"PID {t.pid} ({safe_text(t.name)})" + (f", started by {safe_text(by)}"
                                                            if by else ""))
     newcomer = "; ".join(who) or "a process portside cannot see"

@@ -62,7 +62,7 @@ class LiveBackend:
 
     def started_by(self, pid: int) -> str | None:
         """The parent of a process, as "PID 12 (sh)" (None for init or unknown)."""
-        return control.restarter(pid)
+        return control.started_by(pid)
 
     def diagnose(self, port: int) -> Diagnosis:
         """The `portside why` diagnosis."""

@@ -297,7 +297,7 @@ def settled(ports: Iterable[int], settle: float, sampler: Sampler, poll: float =
     return retaken
 
 
-def restarter(pid: int, ps: Psutil = psutil) -> str | None:
+def started_by(pid: int, ps: Psutil = psutil) -> str | None:
     """Who started this process, as "PID 12 (sh)": the likely restarter of a newcomer on a
     freed port (None when its parent is init or unknown)."""
     try:
