@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,17 @@ def list_json(*args: str, user: str | None = None) -> list[dict[str, Any]]:
     assert res.returncode == 0, res.stderr
     data: list[dict[str, Any]] = json.loads(res.stdout)
     return data
+
+
+@contextmanager
+def ended(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """A process a test started in the background, ended by its PID if it still runs."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def alive(pid: int) -> bool:

@@ -29,6 +29,7 @@ from conftest import (
     Spawner,
     Tmux,
     alive,
+    ended,
     installed,
     list_json,
     nobody_env,
@@ -116,18 +117,13 @@ def test_kill_with_a_closed_stdin_asks_nobody_and_sends_nothing(spawn: Spawner) 
 
 def test_ctrl_c_during_the_grace_period_says_what_was_sent(spawn: Spawner) -> None:
     held = spawn("--report-term")
-    kill = subprocess.Popen([*portside_cmd(), "kill", f":{held.port}", "--yes", "--grace", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=installed().root)
-    try:
+    with ended(subprocess.Popen([*portside_cmd(), "kill", f":{held.port}", "--yes", "--grace",
+                                 "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=installed().root)) as kill:
         assert held.proc.stdout is not None
         assert held.proc.stdout.readline().strip() == "SIGTERM"  # it has it, and lives on
         kill.send_signal(signal.SIGINT)
         out, err = kill.communicate(timeout=30)
-    finally:
-        if kill.poll() is None:
-            kill.kill()
-            kill.wait(10)
     assert kill.returncode == 130, out + err
     assert f"PID {held.pid}: SIGTERM sent" in out
     assert f"interrupted: the signals above were sent (to PID {held.pid})" in out

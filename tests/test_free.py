@@ -21,6 +21,7 @@ from conftest import (
     CHILD,
     Spawner,
     alive,
+    ended,
     list_json,
     portside_cmd,
     run_cli,
@@ -29,7 +30,7 @@ from conftest import (
 )
 from portside.ui.app import PortsideApp
 from portside.ui.dialogs import ConfirmScreen
-from uikit import dialog, main, notes, running, settled, table, until
+from uikit import dialog, highlight, main, notes, running, settled
 
 
 def _free_port() -> int:
@@ -101,17 +102,12 @@ def test_a_port_that_stays_free_is_freed_after_the_settle_time(spawn: Spawner) -
 
 def test_wait_free_waits_for_the_port_to_stay_free(loop: Loop) -> None:
     first = loop.server()
-    waiting = subprocess.Popen([*portside_cmd(), "wait", f":{loop.port}", "--free",
-                                "--settle", "2", "--timeout", "6"], text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with ended(subprocess.Popen([*portside_cmd(), "wait", f":{loop.port}", "--free",
+                                 "--settle", "2", "--timeout", "6"], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as waiting:
         terminate(first)  # the user stops the server; the loop starts it again in 0.5 s
         newcomer = loop.server()
         out, err = waiting.communicate(timeout=30)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.wait(10)
     assert waiting.returncode == 4, out + err
     assert f"port {loop.port} was freed, then taken again by PID {newcomer} (python)" in err
     with socket.socket() as lone:  # ... while a port nobody restarts is free at once
@@ -131,15 +127,7 @@ async def test_the_dashboard_reports_a_freed_port_taken_again_and_offers_nothing
     first = loop.server()
     app = PortsideApp(LiveBackend(), interval=0.5, grace=10, settle=3)
     async with running(app) as pilot:
-        def row_index() -> int | None:
-            for i, r in enumerate(app.model.view):
-                if r.sock.lport == loop.port and r.sock.state == "LISTEN" \
-                        and r.sock.pid == first:
-                    return i
-            return None
-        await until(pilot, lambda: row_index() is not None)
-        table(app).move_to(row_index())  # type: ignore[arg-type]
-        await pilot.pause()
+        await highlight(pilot, loop.port, first)
         await pilot.press("t")
         screen = await dialog(pilot)
         assert [t.pid for t in screen.plan.targets] == [first]
@@ -249,14 +237,7 @@ async def test_the_dashboard_refuses_the_pm2_daemon_with_the_reason(pm2: Pm2,
     assert daemon is not None
     app = PortsideApp(LiveBackend(), interval=0.5)
     async with running(app) as pilot:
-        def row_index() -> int | None:
-            for i, r in enumerate(app.model.view):
-                if r.sock.lport == pm2.port and r.sock.state == "LISTEN":
-                    return i
-            return None
-        await until(pilot, lambda: row_index() is not None)
-        table(app).move_to(row_index())  # type: ignore[arg-type]
-        await pilot.pause()
+        await highlight(pilot, pm2.port, daemon)
         for key in ("t", "k", "f"):
             await pilot.press(key)
             await pilot.pause()

@@ -19,7 +19,19 @@ from portside.ui.dialogs import ConfirmScreen, TextScreen
 from portside.ui.table import SocketTable
 from portside.ui.widgets import Banner, DetailsPane, StatusLine
 from portside.view import RowKey
-from uikit import SIZE, demo_app, dialog, goto, main, notes, running, settled, table, until
+from uikit import (
+    SIZE,
+    demo_app,
+    dialog,
+    goto,
+    highlight,
+    main,
+    notes,
+    running,
+    settled,
+    table,
+    until,
+)
 
 
 def header(app: Any) -> str:
@@ -634,16 +646,7 @@ async def test_terminate_a_real_listener_through_the_ui(spawn: Spawner) -> None:
     held = spawn()
     app = PortsideApp(LiveBackend(), interval=0.5, grace=10)
     async with running(app) as pilot:
-        def row_index() -> int | None:
-            for i, r in enumerate(app.model.view):
-                if r.sock.lport == held.port and r.sock.state == "LISTEN":
-                    return i
-            return None
-        await until(pilot, lambda: row_index() is not None)
-        index = row_index()
-        assert index is not None
-        table(app).move_to(index)
-        await pilot.pause()
+        await highlight(pilot, held.port)
         row = table(app).current
         assert row is not None and row.sock.pid == held.pid
         await pilot.press("t")

@@ -88,6 +88,25 @@ async def stage(pilot: Pilot[Any], port: int | None = None, keys: tuple[str, ...
         await dialog(pilot)
 
 
+async def highlight(pilot: Pilot[Any], port: int, pid: int | None = None) -> None:
+    """In a live app: wait for the listening row of this port (held by `pid`, if given)
+    and put the cursor on it."""
+    app = pilot.app
+
+    def index() -> int | None:
+        for i, r in enumerate(main(app).model.view):
+            s = r.sock
+            if s.lport == port and s.state == "LISTEN" and (pid is None or s.pid == pid):
+                return i
+        return None
+
+    await until(pilot, lambda: index() is not None)
+    found = index()
+    assert found is not None
+    table(app).move_to(found)
+    await pilot.pause()
+
+
 def main(app: Any) -> MainScreen:
     """The main screen of a portside app."""
     assert isinstance(app, PortsideApp)
