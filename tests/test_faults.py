@@ -535,3 +535,17 @@ def test_a_missing_proc_stat_is_a_fault_named_with_the_file(
     assert sample_notes(mine, snap.gaps)[0] == (
         "1 socket(s) with owner unknown: held by processes that could not be read "
         "(No such file or directory: /proc/stat (ENOENT))")
+
+
+def test_a_terminal_closed_while_the_dashboard_starts_ends_it(
+        spawn: Spawner, tmux: Callable[..., Tmux]) -> None:
+    # The bench found dashboards left behind this way: the hang-up came while Textual
+    # was still writing its first screens to a terminal that was gone.
+    held = spawn()
+    for _ in range(6):
+        term = tmux([*portside_cmd(), f":{held.port}"])
+        pid = _dashboard_pid(term)
+        term.wait_text(str(held.pid), timeout=30)
+        term._tmux("kill-server")  # the terminal goes away: SIGHUP, and no tty
+        wait_for(lambda: not psutil.pid_exists(pid) or
+                 psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, timeout=15)

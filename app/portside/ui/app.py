@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,6 +30,7 @@ from .main import MainScreen
 
 MAX_BACKOFF = 60.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+STOP_WAIT = 3.0  # seconds a signalled dashboard may take to leave before it is ended
 
 
 class SamplerSettings(NamedTuple):
@@ -75,6 +77,7 @@ class PortsideApp(App[int]):
                  handle_signals: bool = False) -> None:
         super().__init__()
         self.handle_signals = handle_signals  # SIGTERM, SIGHUP, SIGQUIT: quit cleanly
+        self._stopping = False
         self.backend = backend
         self.interval = interval
         self.clock = clock
@@ -108,10 +111,28 @@ class PortsideApp(App[int]):
         """Start sampling."""
         if self.handle_signals:
             loop = asyncio.get_running_loop()
+
+            def stop(sig: int, _frame: object) -> None:
+                # A plain handler, not the loop's: it runs even while the main thread is
+                # blocked (on a terminal that is gone), so the watchdog always starts.
+                self._watchdog(sig)
+                loop.call_soon_threadsafe(self._stop_on_signal, sig)
+
             for sig in STOP_SIGNALS:
-                loop.add_signal_handler(sig, self._stop_on_signal, sig)
+                signal.signal(sig, stop)
         if self.live:
             self.resample(False, False)
+
+    def _watchdog(self, sig: int) -> None:
+        """Leaving can hang when the terminal is gone (Textual's writer waits on a
+        terminal that will never read): after STOP_WAIT seconds, or at a second signal,
+        the process ends at once, as it would without a handler."""
+        if self._stopping:
+            os._exit(128 + sig)
+        self._stopping = True
+        timer = threading.Timer(STOP_WAIT, os._exit, args=(128 + sig,))
+        timer.daemon = True
+        timer.start()
 
     def _stop_on_signal(self, sig: int) -> None:
         """Asked to stop (kill, a closed terminal): leave the way q does, so the terminal
