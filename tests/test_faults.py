@@ -547,5 +547,6 @@ def test_a_terminal_closed_while_the_dashboard_starts_ends_it(
         pid = _dashboard_pid(term)
         term.wait_text(str(held.pid), timeout=30)
         term._tmux("kill-server")  # the terminal goes away: SIGHUP, and no tty
-        wait_for(lambda: not psutil.pid_exists(pid) or
-                 psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, timeout=15)
+        def gone(p: int = pid) -> bool:
+            return not alive(p)
+        wait_for(gone, timeout=15)
