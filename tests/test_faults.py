@@ -36,6 +36,7 @@ from conftest import (
     portside_cmd,
     require_root,
     run_cli,
+    terminate,
     wait_for,
 )
 from portside.demo import DEMO_MONOTONIC, DemoBackend
@@ -547,6 +548,10 @@ def test_a_terminal_closed_while_the_dashboard_starts_ends_it(
         pid = _dashboard_pid(term)
         term.wait_text(str(held.pid), timeout=30)
         term._tmux("kill-server")  # the terminal goes away: SIGHUP, and no tty
+
         def gone(p: int = pid) -> bool:
             return not alive(p)
-        wait_for(gone, timeout=15)
+        try:
+            wait_for(gone, timeout=15)
+        finally:
+            terminate(pid)  # no longer the pane's child: ended by its PID, pass or fail
