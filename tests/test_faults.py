@@ -36,7 +36,6 @@ from conftest import (
     portside_cmd,
     require_root,
     run_cli,
-    terminate,
     wait_for,
 )
 from portside.demo import DEMO_MONOTONIC, DemoBackend
@@ -546,6 +545,7 @@ def test_a_terminal_closed_while_the_dashboard_starts_ends_it(
     for _ in range(6):
         term = tmux([*portside_cmd(), f":{held.port}"])
         pid = _dashboard_pid(term)
+        dashboard = psutil.Process(pid)
         term.wait_text(str(held.pid), timeout=30)
         term._tmux("kill-server")  # the terminal goes away: SIGHUP, and no tty
 
@@ -554,4 +554,7 @@ def test_a_terminal_closed_while_the_dashboard_starts_ends_it(
         try:
             wait_for(gone, timeout=15)
         finally:
-            terminate(pid)  # no longer the pane's child: ended by its PID, pass or fail
+            try:  # no longer the pane's child: ended by its PID (psutil checks it is the
+                dashboard.kill()  # same process), pass or fail
+            except psutil.Error:
+                pass
