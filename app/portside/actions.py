@@ -141,18 +141,25 @@ def _where(addrs: Iterable[str]) -> str:
     return " and ".join(sorted(set(addrs)))
 
 
+def newcomers(holders: PortHolders, started_by: Mapping[int, str] | None = None) -> str:
+    """Who took a freed port: "PID 4242 (node), started by PID 4100 (sh)"; the CLI and the
+    dashboard say it alike."""
+    started_by = started_by or {}
+    return "; ".join(
+        f"PID {t.pid} ({safe_text(t.name)})"
+        + (f", started by {safe_text(started_by[t.pid])}" if t.pid in started_by else "")
+        for t in holders.targets) or "a process portside cannot see"
+
+
 def retaken(plan: ActionPlan, results: list[SignalResult], holders: PortHolders,
             after: float, started_by: Mapping[int, str]) -> Outcome:
     """A port freed by the action and taken again within the settle time: who took it and
     who started that; the newcomer is offered nothing (it was never confirmed)."""
     sent = [r.target for r in results if r.outcome == SENT]
     name = signal_name(results[0].signal) if results else "signal"
-    newcomers = "; ".join(
-        f"PID {t.pid} ({safe_text(t.name)})"
-        + (f", started by {safe_text(started_by[t.pid])}" if t.pid in started_by else "")
-        for t in holders.targets) or "a process portside cannot see"
     head = (f"{name} sent to PID {pid_list(sent)}. Port {holders.port} was freed, then taken "
-            f"again {after:.1f}s later by {newcomers}: something restarts it.")
+            f"again {after:.1f}s later by {newcomers(holders, started_by)}: something "
+            "restarts it.")
     return Outcome((head, "The newcomer was not signalled.", *_refusals(results)), "warning")
 
 

@@ -7,8 +7,9 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from ..actions import newcomers
 from ..backend import PortHolders
-from ..fmt import safe_text, signal_name
+from ..fmt import signal_name
 from ..model import DENIED, SENT, Target
 from .args import (
     EXIT_FAIL,
@@ -169,13 +170,9 @@ def _retaken(port: int, held: PortHolders, after: float, out: TextIO) -> None:
     signalled."""
     from ..system import control
 
-    who = []
-    for t in held.targets:
-        by = control.started_by(t.pid)
-        who.append(f"PID {t.pid} ({safe_text(t.name)})" + (f", started by {safe_text(by)}"
-                                                           if by else ""))
-    newcomer = "; ".join(who) or "a process portside cannot see"
-    out.write(f"port {port}: freed, then taken again {after:.1f}s later by {newcomer}: "
+    by = {t.pid: b for t in held.targets if (b := control.started_by(t.pid)) is not None}
+    out.write(f"port {port}: freed, then taken again {after:.1f}s later by "
+              f"{newcomers(held, by)}: "
               "something restarts it, and the newcomer was not signalled (portside why "
               f"{port} shows who holds it)\n")
 

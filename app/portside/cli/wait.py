@@ -7,7 +7,7 @@ import math
 import time
 from typing import TextIO
 
-from ..fmt import safe_text
+from ..actions import newcomers
 from .args import EXIT_FAIL, EXIT_OK, EXIT_RETAKEN
 
 
@@ -30,8 +30,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return not held.free
         if not held.free:
             if free_since is not None:
-                retaken = ", ".join(f"PID {t.pid} ({safe_text(t.name)})"
-                                    for t in held.targets) or "a process portside cannot see"
+                retaken = newcomers(held)
             free_since = None
             return False
         if free_since is None:
