@@ -51,7 +51,10 @@ class Loop:
         """The PID of the server the loop runs now (waits for one to listen)."""
         def current() -> int | None:
             for child in psutil.Process(self.shell.pid).children():
-                conns = child.net_connections("tcp")
+                try:
+                    conns = child.net_connections("tcp")
+                except (psutil.Error, OSError):
+                    continue  # the server just killed, or the loop's sleep: gone already
                 if any(c.laddr and c.laddr[1] == self.port and c.status == "LISTEN"
                        for c in conns):
                     return child.pid
