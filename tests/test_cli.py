@@ -27,7 +27,8 @@ from portside.system.probe import is_ipv6_available
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 KEYS = {"proto", "family", "local_address", "local_port", "remote_address", "remote_port",
         "state", "pid", "holders", "process", "user", "cmdline", "time_left",
-        "time_left_exact"}
+        "time_left_exact", "managed_by"}
+MANAGER_KEYS = {"kind", "name", "pid", "command", "restarts", "stop", "evidence", "caution"}
 
 
 @linux
@@ -47,9 +48,15 @@ def test_list_json_listeners_holders_and_time_wait(spawn: Spawner) -> None:
     assert r["process"].startswith("python") and "child.py" in " ".join(r["cmdline"])
     assert r["remote_address"] is None and r["remote_port"] is None
     assert r["time_left"] is None and r["time_left_exact"] is False
+    # A forking server: its parent holds the socket with its child, the master of a prefork.
+    m = r["managed_by"]
+    assert set(m) == MANAGER_KEYS and (m["kind"], m["pid"], m["stop"]) == (
+        "prefork", v4.pid, f"kill {v4.pid}")
+    assert m["restarts"] == "unknown" and m["evidence"] and m["caution"] is None
     if v6 is not None:
         r6 = next(r for r in rows if r["local_port"] == v6.port)
         assert (r6["family"], r6["local_address"], r6["pid"]) == ("ipv6", "::1", v6.pid)
+        assert r6["managed_by"] is None  # started by the test's own process: nobody manages
     ru = next(r for r in rows if r["local_port"] == udp.port)
     assert (ru["proto"], ru["state"], ru["pid"]) == ("udp", "NONE", udp.pid)
     tws = [r for r in rows if r["local_port"] == tw_port]
@@ -58,6 +65,7 @@ def test_list_json_listeners_holders_and_time_wait(spawn: Spawner) -> None:
         assert t["state"] == "TIME_WAIT" and t["pid"] is None and t["holders"] == []
         assert t["time_left_exact"] is True and 50 < t["time_left"] <= 60
         assert t["remote_address"] == "127.0.0.1" and isinstance(t["remote_port"], int)
+        assert t["managed_by"] is None
 
 
 @linux

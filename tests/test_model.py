@@ -76,6 +76,7 @@ def test_endpoint_and_cmdline() -> None:
     assert format_endpoint("127.0.0.1", 80) == "127.0.0.1:80"
     assert format_endpoint("::1", 80) == "[::1]:80"
     assert join_cmdline(("node", "my app.js", "")) == "node 'my app.js' ''"
+    assert join_cmdline(("npm run dev", "", "", "")) == "'npm run dev'"  # a title's padding
     assert join_cmdline(None) == ""
 
 

@@ -100,7 +100,7 @@ def test_row_port_of_a_fold_is_its_port() -> None:
 
 
 def test_a_pm2_daemon_is_refused_even_with_its_title_cut_short() -> None:
-    from portside.policy import manager_refusal
+    from portside.daemons import manager_refusal
 
     full = manager_refusal(20825, "PM2 v5.4.3: God", (
         "PM2 v5.4.3: God Daemon (/home/al ice/.pm2)", "", ""))

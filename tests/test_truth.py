@@ -55,7 +55,9 @@ def ss_rows(proto: str, user: str | None = None) -> dict[Row, tuple[list[int], f
             key: Row = (proto, laddr, lport, None, None, state)
         else:
             key = (proto, laddr, lport, raddr, rport, state)
-        pids = sorted(int(p) for p in re.findall(r"pid=(\d+)", line))
+        # A process holding the socket in two descriptors (a Werkzeug reloader's child does)
+        # is listed by ss once per descriptor; we list each holder once.
+        pids = sorted({int(p) for p in re.findall(r"pid=(\d+)", line)})
         m = re.search(r"timer:\(timewait,(?:(\d+)min)?(?:(\d+)sec)?(?:([\d.]+)ms)?", line)
         left = None
         if m:

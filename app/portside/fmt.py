@@ -8,7 +8,7 @@ import signal
 import time
 import unicodedata
 
-from .model import TIME_WAIT, Socket, Target, is_orphan
+from .model import TIME_WAIT, Manager, Socket, Target, is_orphan
 
 # Bidirectional overrides and isolates can reorder what a terminal shows (Trojan Source).
 _BIDI = frozenset(
@@ -105,7 +105,13 @@ def join_cmdline(cmdline: tuple[str, ...] | list[str] | None) -> str:
     if not cmdline:
         return ""
     parts = []
-    for arg in cmdline:
+    end = len(cmdline)
+    while end > 1 and not cmdline[end - 1]:
+        end -= 1
+    if len(cmdline) - end < 2:
+        end = len(cmdline)  # one empty argument is an argument; a run of them is the
+        # padding a process that rewrote its title leaves (npm, pm2)
+    for arg in cmdline[:end]:
         parts.append(repr(arg) if (not arg or any(c.isspace() for c in arg)) else arg)
     return " ".join(parts)
 
@@ -153,3 +159,15 @@ def describe_target(t: Target, now: float | None = None) -> tuple[str, str]:
     head = (f"PID {t.pid}  {safe_text(t.name)}  user {safe_text(t.username or '?')}  "
             f"started {clock_time(t.create_time)}{up}")
     return head, safe_text(join_cmdline(t.cmdline) or "?")
+
+
+def manager_cell(m: Manager | None) -> str:
+    """Who manages a socket's holder, in a few words ("" for nobody)."""
+    if m is None:
+        return ""
+    name = safe_text(m.name)
+    text = {"reloader": f"reloader {name}", "prefork": f"master {name}",
+            "script": name or "package script", "supervisord": f"supervisord {name}",
+            "pm2": f"pm2 {name}" if name else "pm2", "loop": f"{name} loop",
+            "orphan": "orphan", "unknown": "unknown"}.get(m.kind, m.kind)
+    return text.strip() + (f" ({m.pid})" if m.pid is not None else "")

@@ -105,6 +105,44 @@ class ProcessInfo(NamedTuple):
     unit: str | None = None  # systemd unit or container, from the cgroup, when known
 
 
+# Who manages a holder: what started it and restarts it ---------------------------------
+
+ManagerKind = Literal["reloader", "prefork", "script", "supervisord", "pm2", "loop", "orphan",
+                      "unknown"]
+Restarts = Literal["always", "on file change", "never", "unknown"]
+# How `portside free` acts on a manager: signal its process (then the holders), ask
+# supervisord over XML-RPC, run `pm2 stop`, or signal the holders alone.
+StopVia = Literal["signal", "supervisord", "pm2", "holders", "none"]
+
+
+class Manager(NamedTuple):
+    """What manages a holder of a socket, judged from what Linux shows (parent chain,
+    command lines, environment markers, process groups)."""
+
+    kind: ManagerKind
+    name: str  # the program, app or script name ("" when unknown)
+    pid: int | None  # the supervising process; None when none is alive (an orphan)
+    command: str  # the supervising process's command line, as text
+    restarts: Restarts  # what happens when the holder dies
+    stop: str  # the command that frees the port for good, for a person to copy
+    evidence: tuple[str, ...]  # what it was judged from
+    caution: str | None = None  # why signalling the holder itself is wrong, if it is
+    via: StopVia = "signal"
+    target: str = ""  # supervisord's "group:name" or the pm2 app name
+    url: str = ""  # supervisord's server URL (unix:// or http://)
+    home: str = ""  # the pm2 daemon's PM2_HOME
+    tool: str = ""  # the pm2 executable that started the app, when known
+
+    def role(self, pid: int) -> str:
+        """What a holder with this PID is, beside the others: "reloader", "master",
+        "pm2 daemon"... for the supervising process, "serves" for the rest."""
+        if pid != self.pid:
+            return "serves"
+        return {"reloader": "reloader", "prefork": "master", "pm2": "pm2 daemon",
+                "supervisord": "supervisord", "script": "script", "loop": "loop"
+                }.get(self.kind, self.kind)
+
+
 SUDO_HINT = "run with sudo to see every process's sockets"
 # Why the owner of a socket is unknown (Gaps.unknown_reason).
 HIDDEN_AS_USER = f"held by other users' processes ({SUDO_HINT})"
@@ -139,6 +177,7 @@ def owner_unknown(sock: Socket, gaps: Gaps) -> bool:
 
 _NO_PROCESSES: Mapping[int, ProcessInfo] = MappingProxyType({})
 _NO_COUNTS: Mapping[int, int] = MappingProxyType({})
+_NO_MANAGERS: Mapping[int, Manager] = MappingProxyType({})
 
 
 class Snapshot(NamedTuple):
@@ -155,6 +194,8 @@ class Snapshot(NamedTuple):
     # TCP connections (not LISTEN, not TIME_WAIT) per local port, when counted: the number
     # of clients connected to a listener on that port.
     connections: Mapping[int, int] = _NO_COUNTS
+    # Who manages each holder (holder PID -> Manager), when the sampler was asked to judge.
+    managers: Mapping[int, Manager] = _NO_MANAGERS
 
     def process(self, pid: int | None) -> ProcessInfo | None:
         """The process with this PID, if known."""
@@ -164,6 +205,10 @@ class Snapshot(NamedTuple):
         """The listed processes with these PIDs, as action targets (unknown PIDs left out)."""
         return tuple(Target.from_info(info) for info in map(self.processes.get, pids)
                      if info is not None)
+
+    def manager(self, sock: Socket) -> Manager | None:
+        """Who manages this socket's main holder, if anyone does (or may)."""
+        return None if sock.pid is None else self.managers.get(sock.pid)
 
     def time_left(self, sock: Socket, now_monotonic: float) -> float | None:
         """Seconds left for a TIME_WAIT socket at a later moment (never negative)."""
@@ -290,3 +335,4 @@ class Diagnosis(NamedTuple):
     is_root: bool
     orphans: tuple[Orphan, ...] = ()  # connections on the port that belong to no process
     fin_timeout: float | None = None  # net.ipv4.tcp_fin_timeout, seconds
+    managers: Mapping[int, Manager] = _NO_MANAGERS  # who manages each holder

@@ -6,14 +6,13 @@ asks it again, against the live machine, just before a signal is sent.
 
 from __future__ import annotations
 
-import re
-import shlex
 import signal
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Final, Literal
 
 from .actions import GRACE, ActionKind, ActionPlan, addr_of
-from .fmt import format_endpoint, safe_text
+from .daemons import manager_refusal
+from .fmt import format_endpoint
 from .model import TIME_WAIT, Snapshot, Socket, holder_pids, listeners_on
 from .view import GONE, Row
 
@@ -34,25 +33,6 @@ def refusal(pid: int | None, own_pid: int, protected: Collection[int]) -> str | 
         return f"PID {pid} is portside itself"
     if pid in protected:
         return f"PID {pid} is one of portside's parents (your shell or terminal)"
-    return None
-
-
-# The title pm2's daemon gives itself; the home may be cut short (the title only gets the
-# space of the original argv), so its closing parenthesis is optional.
-_PM2_DAEMON = re.compile(r"PM2 v[\w.-]+: God Daemon(?: \((?P<home>[^)]*)\)?)?")
-
-
-def manager_refusal(pid: int, name: str, cmdline: Sequence[str] | None) -> str | None:
-    """Why this process, a manager that holds sockets for the programs it runs, must not
-    be signalled (stopping it stops all of them), or None."""
-    title = (cmdline[0] if cmdline else "") or name
-    found = _PM2_DAEMON.match(title.strip())
-    if found:
-        home = found.group("home") or ""
-        env = f"PM2_HOME={shlex.quote(home)} " if home else ""
-        return (f"PID {pid} is the pm2 daemon ({safe_text(home or 'pm2')}): it holds the port "
-                "for its cluster apps, and stopping it stops every pm2 app; stop the app "
-                f"instead: {safe_text(env)}pm2 stop NAME (pm2 list names it)")
     return None
 
 

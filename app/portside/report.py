@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from .daemons import manager_refusal
 from .fmt import format_duration, format_endpoint, join_cmdline, safe_text
 from .model import (
     LISTEN,
@@ -15,6 +16,7 @@ from .model import (
     BindResult,
     Diagnosis,
     Gaps,
+    Manager,
     Orphan,
     Snapshot,
     Socket,
@@ -111,6 +113,7 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult],
         others=tuple(sorted(others.items())), binds=tuple(binds), can_bind=can_bind,
         can_bind_reuse=can_reuse, verdict=(), is_root=snap.gaps.is_root,
         orphans=orphans_of(on_port, snap), fin_timeout=fin_timeout,
+        managers={p.pid: m for p in holders if (m := snap.managers.get(p.pid)) is not None},
     )
     return diag._replace(verdict=tuple(_verdict(diag)))
 
@@ -130,16 +133,7 @@ def _verdict(d: Diagnosis) -> list[str]:
             who = ", ".join(f"{p.pid} ({safe_text(p.name)})" for p in d.holders)
             lines.append(f"Port {port} is in use: listening on {', '.join(addrs)}, held by "
                          f"PID {who}.")
-            # Imported here: `list` imports this module, and must not load the view.
-            from .policy import manager_refusal
-
-            managed = [why for p in d.holders
-                       if (why := manager_refusal(p.pid, p.name, p.cmdline)) is not None]
-            if managed:
-                lines += [f"Do not signal it: {why}." for why in managed]
-            else:
-                lines.append(f"Remedy: stop it with `portside kill :{port}` (SIGTERM; add "
-                             "--force for SIGKILL if it does not exit), or use another port.")
+            lines += _remedy(d)
         if d.unknown_holders:
             hint = ("run `sudo portside why {0}` to see who" if not d.is_root
                     else "its process's open files cannot be read even as root")
@@ -214,4 +208,90 @@ def _orphans(d: Diagnosis, reuse: str) -> list[str]:
         limit = "when net.ipv4.tcp_fin_timeout runs out"
     lines.append(f"They go when the other end closes its side ({'; '.join(who)}), or by "
                  f"themselves {limit}.{reuse}")
+    return lines
+
+
+_SPEED = {"always": "restarts it at once when it exits", "on file change":
+          "starts it again on the next file change", "never": "does not restart it",
+          "unknown": "may restart it (how is not known)"}
+_SPEED_SELF = {"reloader": "starts a new server on the next file change",
+               "prefork": "starts a new worker when one dies"}
+
+
+def manager_sentence(pid: int, m: Manager, holders: Iterable[int] = ()) -> str:
+    """What manages a holder, in one sentence (holders: every holder of its socket)."""
+    if m.kind == "orphan":
+        return (f"PID {pid} is an orphan: {'; '.join(m.evidence[:-1])}. Nothing restarts "
+                "it.")
+    if m.kind == "unknown":
+        return f"Who manages PID {pid} is not known: {m.evidence[0]}."
+    who = manager_title(m)
+    speed = _SPEED[m.restarts]
+    if m.pid != pid:
+        return f"PID {pid} runs under {who}, which {speed}."
+    others = sorted(set(holders) - {pid})
+    if m.kind == "pm2":
+        return (f"PID {pid} is the pm2 daemon: in cluster mode it holds the port for the "
+                f"app {safe_text(m.name) or '(see pm2 list)'}, whose workers serve it.")
+    serve = (f" with {'its child' if len(others) == 1 else 'its children'} PID "
+             f"{', '.join(map(str, others))}, which {'serves' if len(others) == 1 else 'serve'}"
+             " it" if others else "")
+    then = _SPEED_SELF.get(m.kind, speed) if m.restarts != "unknown" else \
+        "whether it starts a new one when one dies is not known"
+    return f"PID {pid} is {who}: it holds the port{serve}, and {then}."
+
+
+def manager_title(m: Manager) -> str:
+    """"supervisord (PID 7, program web)", "the reloader uvicorn --reload (PID 9)"."""
+    pid = f"PID {m.pid}" if m.pid is not None else "no process now"
+    name = safe_text(m.name)
+    return {
+        "reloader": f"the reloader {name} ({pid})",
+        "prefork": f"the master {name} ({pid})",
+        "script": f"the package script {name} ({pid})",
+        "supervisord": f"supervisord ({pid}, program {name})",
+        "pm2": f"pm2 ({pid}, app {name or '?'})",
+        "loop": f"a {name} restart loop ({pid})",
+    }.get(m.kind, f"{m.kind} ({pid})")
+
+
+def _remedy(d: Diagnosis) -> list[str]:
+    """What to do about the holders of a port, manager by manager: the action that frees
+    it for good."""
+    port, lines = d.port, []
+    mains = {s.pid for s in d.listeners if s.pid is not None}
+    managed = [(p, d.managers[p.pid]) for p in d.holders
+               if p.pid in mains and p.pid in d.managers]
+    plain = [p for p in d.holders if p.pid in mains and p.pid not in d.managers]
+    seen: set[tuple[str, int | None, str]] = set()
+    for proc, m in managed:
+        refusal = manager_refusal(proc.pid, proc.name, proc.cmdline)
+        if refusal is not None:
+            lines.append(f"Do not signal it: {refusal}.")
+        key = (m.kind, m.pid, m.stop)
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(manager_sentence(proc.pid, m, [h.pid for h in d.holders]))
+        if m.caution and refusal is None:
+            lines.append(f"{m.caution}.")
+        if m.kind == "unknown":
+            lines.append(f"Remedy: stop it with `portside kill :{port}`; if it comes back, "
+                         f"run `sudo portside why {port}` to see what restarts it.")
+        elif m.pid is not None and m.pid in {h.pid for h in d.holders} and \
+                m.kind in ("reloader", "prefork"):
+            # What restarts the server holds the port itself: stopping every holder is
+            # stopping it too.
+            lines.append(f"Remedy (frees it for good): `portside kill :{port}` (SIGTERM to "
+                         f"every holder, PID {m.pid} among them), or `{safe_text(m.stop)}`.")
+        elif m.stop:
+            free = "" if m.via == "none" else f", or `portside free :{port}`"
+            lines.append(f"Remedy (frees it for good): `{safe_text(m.stop)}`{free}.")
+    if plain and not managed:
+        lines.append(f"Remedy: stop it with `portside kill :{port}` (SIGTERM; add --force "
+                     "for SIGKILL if it does not exit), or use another port.")
+    elif plain:
+        lines.append(f"PID {', '.join(str(p.pid) for p in plain)} "
+                     f"{'has' if len(plain) == 1 else 'have'} no manager: `portside kill "
+                     f":{port}` stops {'it' if len(plain) == 1 else 'them'}.")
     return lines

@@ -12,7 +12,7 @@ from ..model import LISTEN, TIME_WAIT, Socket
 from ..query import parse
 from ..report import sample_notes
 from .args import EXIT_OK
-from .output import LIST_HEADER, json_lines, list_row, write_document, write_table
+from .output import LIST_HEADER, MANAGER_HEADER, json_lines, list_row, write_document, write_table
 
 T = TypeVar("T")
 _STATE_ORDER = {LISTEN: 0, "NONE": 1, TIME_WAIT: 3}
@@ -50,7 +50,7 @@ def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..system.sampler import Sampler
 
     query = parse(args.query, me=current_user())
-    snap = Sampler(all_states=args.all).sample()
+    snap = Sampler(all_states=args.all, managers=True).sample()
     socks = query.filter(snap)
     if args.json:
         # One object per line, in port order (a cheap sort), out in one write: at 50k
@@ -58,7 +58,9 @@ def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         socks.sort(key=attrgetter("lport"))
         write_document(json_lines(socks, snap), out)
     elif socks:
-        write_table([LIST_HEADER, *(list_row(s, snap) for s in table_order(socks))], out)
+        managed = bool(snap.managers) and any(snap.manager(s) is not None for s in socks)
+        header = [*LIST_HEADER, MANAGER_HEADER] if managed else LIST_HEADER
+        write_table([header, *(list_row(s, snap, managed) for s in table_order(socks))], out)
     else:
         err.write("no sockets match\n" if query.terms else "no sockets\n")
     for note in sample_notes(socks if query.terms else None, snap.gaps):

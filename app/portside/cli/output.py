@@ -11,12 +11,13 @@ from ..fmt import (
     format_duration,
     format_endpoint,
     holders_cell,
+    manager_cell,
     safe_text,
     state_cell,
     text_width,
     time_left_cell,
 )
-from ..model import TIME_WAIT, Diagnosis, Snapshot, Socket, Target, is_orphan
+from ..model import TIME_WAIT, Diagnosis, Manager, Snapshot, Socket, Target, is_orphan
 
 # JSON -----------------------------------------------------------------------------------
 
@@ -39,7 +40,17 @@ def socket_json(sock: Socket, snap: Snapshot) -> dict[str, Any]:
         "cmdline": list(proc.cmdline) if proc and proc.cmdline is not None else None,
         "time_left": round(sock.time_left, 3) if sock.time_left is not None else None,
         "time_left_exact": sock.time_left_exact,
+        "managed_by": manager_json(snap.manager(sock)),
     }
+
+
+def manager_json(m: Manager | None) -> dict[str, Any] | None:
+    """Who manages a holder, as the documented `managed_by` object (null: nobody)."""
+    if m is None:
+        return None
+    return {"kind": m.kind, "name": m.name, "pid": m.pid, "command": m.command or None,
+            "restarts": m.restarts, "stop": m.stop or None, "evidence": list(m.evidence),
+            "caution": m.caution}
 
 
 # A TIME_WAIT socket's JSON, the same object socket_json() makes: every field is ours
@@ -49,7 +60,7 @@ def socket_json(sock: Socket, snap: Snapshot) -> dict[str, Any]:
 _TW_JSON = ('{"proto":"%s","family":"%s","local_address":"%s","local_port":%d,'
             '"remote_address":"%s","remote_port":%d,"state":"TIME_WAIT","pid":null,'
             '"holders":[],"process":null,"user":null,"cmdline":null,"time_left":%.3f,'
-            '"time_left_exact":%s}')
+            '"time_left_exact":%s,"managed_by":null}')
 
 
 def json_lines(socks: list[Socket], snap: Snapshot) -> str:
@@ -111,20 +122,25 @@ def diagnosis_json(d: Diagnosis, snap: Snapshot) -> dict[str, Any]:
 # Text -----------------------------------------------------------------------------------
 
 LIST_HEADER = ["PROTO", "LOCAL", "REMOTE", "STATE", "PID", "PROCESS", "USER", "TIME"]
+MANAGER_HEADER = "MANAGER"
 
 
-def list_row(s: Socket, snap: Snapshot) -> list[str]:
-    """One socket as a row of `portside list`, in the dashboard's vocabulary."""
+def list_row(s: Socket, snap: Snapshot, managers: bool = False) -> list[str]:
+    """One socket as a row of `portside list`, in the dashboard's vocabulary (with the
+    manager column when any row has a manager)."""
     proc = snap.process(s.pid)
     unknown = s.state != TIME_WAIT and not s.holders and not is_orphan(s)
     if s.time_left is not None:
         when = time_left_cell(s.time_left, s.time_left_exact) + " left"
     else:
         when = "up " + format_duration(snap.taken_at - proc.create_time) if proc else ""
-    return [s.proto_label, format_endpoint(s.laddr, s.lport),
-            format_endpoint(s.raddr, s.rport or 0) if s.raddr else "*", state_cell(s),
-            holders_cell(s, " "), "?" if unknown else safe_text(proc.name) if proc else "",
-            safe_text(s.user or ""), when]
+    row = [s.proto_label, format_endpoint(s.laddr, s.lport),
+           format_endpoint(s.raddr, s.rport or 0) if s.raddr else "*", state_cell(s),
+           holders_cell(s, " "), "?" if unknown else safe_text(proc.name) if proc else "",
+           safe_text(s.user or ""), when]
+    if managers:
+        row.append(manager_cell(snap.manager(s)))
+    return row
 
 
 def write_table(rows: list[list[str]], out: TextIO) -> None:

@@ -66,4 +66,4 @@ class LiveBackend:
 
     def diagnose(self, port: int) -> Diagnosis:
         """The `portside why` diagnosis."""
-        return diagnose(port, Sampler(all_states=True).sample())
+        return diagnose(port, Sampler(all_states=True, managers=True).sample())

@@ -16,6 +16,7 @@ import psutil
 from .. import policy
 from ..actions import GRACE
 from ..backend import PortHolders
+from ..daemons import manager_refusal
 from ..fmt import signal_name
 from ..model import (
     DENIED,
@@ -71,7 +72,7 @@ def refusal(pid: int, ps: Psutil = psutil) -> str | None:
         return f"PID {pid} is a kernel thread"
     try:
         proc = ps.Process(pid)
-        return policy.manager_refusal(pid, proc.name(), proc.cmdline())
+        return manager_refusal(pid, proc.name(), proc.cmdline())
     except _PS_ERRORS:
         return None  # gone, or not ours to read: the signal itself will say
 

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -23,6 +24,7 @@ from ..model import (
     TIME_WAIT_SECONDS,
     Family,
     Gaps,
+    Manager,
     ProcessInfo,
     Proto,
     Snapshot,
@@ -35,6 +37,7 @@ from ..model import (
 )
 from . import kernel
 from .holders import HolderIndex
+from .managers import ManagerIndex
 from .pidfds import PidfdRegistry
 from .procinfo import ProcessCache, user_name
 
@@ -78,10 +81,13 @@ class Sampler:
         count_connections: bool = False,
         ancestors: bool = False,
         pidfds: PidfdRegistry | None = None,
+        managers: bool = False,
     ) -> None:
         self.all_states = all_states
         self.count_connections = count_connections  # fills Snapshot.connections
-        self.ancestors = ancestors  # also collect the parent chain of every holder
+        # Judge who manages every holder (Snapshot.managers): needs the parent chains.
+        self.managers = managers
+        self.ancestors = ancestors or managers  # also collect the parent chain of every holder
         self.pidfds = pidfds  # capture a pidfd for every holder listed (Linux)
         self.ps = ps
         if reader is None:
@@ -89,6 +95,7 @@ class Sampler:
         self.reader = reader
         self._holders = HolderIndex(proc_root)
         self._procs = ProcessCache(ps)
+        self._managers = ManagerIndex(proc_root)
         self._first_seen: dict[tuple[object, ...], float] = {}  # for TIME_WAIT estimates
         self._notes: tuple[str, ...] = ()
 
@@ -100,8 +107,11 @@ class Sampler:
         counts: dict[int, int] = {}
         root = _is_root()
         gaps = Gaps(is_root=root, unknown_reason=HIDDEN_AS_ROOT if root else HIDDEN_AS_USER)
+        managers: Mapping[int, Manager] = MappingProxyType({})
         if self.reader in ("sock_diag", "procfs"):
             socks, procs, gaps = self._sample_linux(notes, counts, gaps)
+            if self.managers:
+                managers = MappingProxyType(self._judge(socks, procs))
         else:
             socks, procs = self._sample_psutil(notes, mono, counts)
         gaps = gaps._replace(notes=tuple(notes))
@@ -116,8 +126,21 @@ class Sampler:
             taken_at=taken_at, monotonic=mono, sockets=tuple(socks),
             processes=make_processes(procs), gaps=gaps, source=self.reader,
             all_states=self.all_states, duration=time.perf_counter() - t0,
-            connections=MappingProxyType(counts),
+            connections=MappingProxyType(counts), managers=managers,
         )
+
+    def _judge(self, socks: list[Socket], procs: dict[int, ProcessInfo]) -> dict[int, Manager]:
+        """Who manages each holder, with every PID it holds a socket with."""
+        together: dict[int, set[int]] = {}
+        for s in socks:
+            if s.holders:
+                for p in s.holders:
+                    group = together.get(p)
+                    if group is None:
+                        together[p] = set(s.holders)
+                    else:
+                        group.update(s.holders)
+        return self._managers.judge(together, procs)
 
     def _keep(self, socks: list[Socket], counts: dict[int, int]) -> list[Socket]:
         """Count connections per local port, then drop the states not asked for."""

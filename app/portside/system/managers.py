@@ -1,0 +1,553 @@
+"""Who manages each holder: reloaders, prefork masters, npm scripts, supervisord, pm2, shell
+loops and orphans, judged from what Linux shows: the parent chain, command lines,
+/proc/PID/stat (process group, session, terminal) and environment markers.
+
+The environment is read once per (pid, start time), and only the markers are kept. An
+environment that cannot be read makes a manager "unknown", never "none".
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import time
+from collections.abc import Collection, Iterable, Mapping
+from typing import NamedTuple
+
+from ..daemons import manager_refusal, pm2_daemon_home
+from ..fmt import join_cmdline, safe_text
+from ..model import Manager, ProcessInfo, Restarts
+
+# The environment variables that tell who started a process; every other one is dropped.
+_KEYS = frozenset({
+    "WERKZEUG_RUN_MAIN", "SUPERVISOR_ENABLED", "SUPERVISOR_PROCESS_NAME",
+    "SUPERVISOR_GROUP_NAME", "SUPERVISOR_SERVER_URL", "pm_id", "name", "PM2_HOME",
+    "autorestart", "exec_mode", "npm_lifecycle_event", "npm_config_user_agent", "_",
+})
+_KEYS_B = tuple(k.encode() + b"=" for k in _KEYS)
+_PM2_ENV = b"pm2_env="  # a pm2 cluster worker's settings, as JSON
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
+_LOOP = re.compile(r"\b(while|until)\b[^\n]*?(;|\n)\s*do\b|\b(while|until)\b.*\bdo\b", re.S)
+_SCRIPTS = frozenset({"npm", "npx", "pnpm", "pnpx", "yarn"})
+_SCRIPT_JS = {"npm-cli.js": "npm", "npx-cli.js": "npx", "pnpm.cjs": "pnpm", "pnpm.js": "pnpm",
+              "yarn.js": "yarn", "yarn.cjs": "yarn"}
+# Masters that start a new worker when one dies.
+_PREFORK = frozenset({"gunicorn", "nginx", "php-fpm", "apache2", "httpd", "unicorn", "puma",
+                      "hypercorn", "uwsgi"})
+_SCRIPT_LIMIT = 64 * 1024  # a shell script file is read for a loop only up to this size
+CHILDREN_TTL = 5.0  # seconds a pm2 daemon's list of children is reused
+
+
+class Markers(NamedTuple):
+    """What one process's environment and script say about who started it."""
+
+    env: Mapping[str, str] | None  # the markers found; None: the environment is unreadable
+    script: str | None = None  # a shell's script file, when it runs one
+
+
+class Stat(NamedTuple):
+    """A process's group, session and terminal (from /proc/PID/stat)."""
+
+    pgid: int
+    sid: int
+    tty: int
+
+
+def read_env(pid: int, root: str = "/proc") -> dict[str, str] | None:
+    """The marker variables of a process's environment; None when it cannot be read."""
+    try:
+        with open(f"{root}/{pid}/environ", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    out: dict[str, str] = {}
+    for item in data.split(b"\0"):
+        if item.startswith(_KEYS_B):
+            key, _, value = item.decode("utf-8", "replace").partition("=")
+            out[key] = value
+        elif item.startswith(_PM2_ENV):
+            try:
+                conf = json.loads(item[len(_PM2_ENV):])
+            except ValueError:
+                continue
+            if isinstance(conf, dict):
+                for key in ("pm_id", "name", "exec_mode", "autorestart"):
+                    if key in conf and key not in out:
+                        out[key] = str(conf[key]).lower() if key == "autorestart" \
+                            else str(conf[key])
+    if "pm_id" not in out:
+        out.pop("name", None)  # "name" is pm2's only with pm_id beside it
+    return out
+
+
+def read_stat(pid: int, root: str = "/proc") -> Stat | None:
+    """Process group, session and controlling terminal; None when the process is gone."""
+    try:
+        with open(f"{root}/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    try:
+        return Stat(int(fields[2]), int(fields[3]), int(fields[4]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _base(arg: str) -> str:
+    return os.path.basename(arg.split(" ", 1)[0]) if arg else ""
+
+
+def _script_text(info: ProcessInfo) -> str | None:
+    """A shell's script file (sh FILE), when readable and small."""
+    argv = info.cmdline or ()
+    if len(argv) < 2 or _base(argv[0]) not in _SHELLS or argv[1].startswith("-"):
+        return None
+    path = argv[1]
+    if not os.path.isabs(path) and info.cwd:
+        path = os.path.join(info.cwd, path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(_SCRIPT_LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _cmd(info: ProcessInfo) -> str:
+    return join_cmdline(info.cmdline) or info.name
+
+
+def _loop_of(info: ProcessInfo, marks: Markers) -> str | None:
+    """The restart loop a shell runs ("while ...; do ...; done"), or None."""
+    argv = info.cmdline or ()
+    if not argv or _base(argv[0]).lstrip("-") not in _SHELLS:
+        return None
+    if "-c" in argv[1:]:
+        i = argv.index("-c", 1)
+        body = argv[i + 1] if i + 1 < len(argv) else ""
+        return body if _LOOP.search(body) else None
+    if marks.script and _LOOP.search(marks.script):
+        return argv[1]
+    return None
+
+
+def _script_tool(info: ProcessInfo) -> str | None:
+    """npm, npx, pnpm or yarn, when this process is one."""
+    argv = info.cmdline or ()
+    if not argv:
+        return None
+    first = _base(argv[0])
+    if first in _SCRIPTS:
+        return first
+    if first.startswith("node") and len(argv) > 1:
+        return _SCRIPT_JS.get(os.path.basename(argv[1]))
+    return None
+
+
+def _has(argv: Collection[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+
+
+def _uvicorn(info: ProcessInfo) -> str | None:
+    """"reload" or "workers" for a uvicorn supervisor, else None."""
+    argv = info.cmdline or ()
+    if not any(_base(a) == "uvicorn" for a in argv[:2]):
+        return None
+    if _has(argv, "--reload"):
+        return "reload"
+    if _has(argv, "--workers"):
+        return "workers"
+    return None
+
+
+class _Chain(NamedTuple):
+    """A holder and its ancestors, nearest first, with their markers."""
+
+    procs: list[ProcessInfo]
+    marks: list[Markers]
+
+
+class ManagerIndex:
+    """Judges who manages each holder; keeps each process's markers per (pid, start
+    time) and forgets processes no longer seen."""
+
+    def __init__(self, root: str = "/proc") -> None:
+        self.root = root
+        self._marks: dict[tuple[int, float], Markers] = {}
+        self._children: dict[tuple[int, float], tuple[float, list[int]]] = {}
+
+    def markers(self, info: ProcessInfo) -> Markers:
+        """The markers of one process, read the first time it is seen."""
+        ident = (info.pid, info.create_time)
+        found = self._marks.get(ident)
+        if found is None:
+            found = Markers(read_env(info.pid, self.root), _script_text(info))
+            self._marks[ident] = found
+        return found
+
+    def judge(self, holders: Mapping[int, Collection[int]],
+              procs: Mapping[int, ProcessInfo]) -> dict[int, Manager]:
+        """holder PID -> its manager, for every holder that has (or may have) one.
+
+        `holders` maps each holder to every PID holding a socket it holds.
+        """
+        out: dict[int, Manager] = {}
+        seen: set[tuple[int, float]] = set()
+        for pid, together in holders.items():
+            info = procs.get(pid)
+            if info is None:
+                continue
+            chain = self._chain(info, procs)
+            seen.update((p.pid, p.create_time) for p in chain.procs)
+            found = self._judge(chain, together, procs)
+            if found is not None:
+                out[pid] = found
+        for ident in set(self._marks) - seen:
+            del self._marks[ident]
+        return out
+
+    def _chain(self, info: ProcessInfo, procs: Mapping[int, ProcessInfo]) -> _Chain:
+        chain = [info]
+        for _ in range(64):  # the bound guards against a cycle in made-up data
+            parent = procs.get(chain[-1].ppid) if chain[-1].ppid else None
+            if parent is None or parent.pid <= 1:
+                break
+            chain.append(parent)
+        return _Chain(chain, [self.markers(p) for p in chain])
+
+    # The rules -------------------------------------------------------------------------
+
+    def _judge(self, chain: _Chain, together: Collection[int],
+               procs: Mapping[int, ProcessInfo]) -> Manager | None:
+        holder, env = chain.procs[0], chain.marks[0].env
+        if pm2_daemon_home(holder.cmdline, holder.name) is not None:
+            return self._pm2_daemon(holder, procs)
+        if env is not None and "pm_id" in env:
+            return _pm2_app(chain)
+        if env is not None and env.get("SUPERVISOR_ENABLED"):
+            return _supervised(chain)
+        found = _outermost(chain, together, procs, self.root)
+        if found is not None:
+            return found
+        orphan = self._orphan(chain)
+        if orphan is not None:
+            return orphan
+        if env is None:
+            return Manager(
+                "unknown", "", None, "", "unknown", "",
+                (f"the environment of PID {holder.pid} cannot be read (another user's "
+                 "process): run with sudo to see who manages it",
+                 "its parent chain shows no manager"), via="holders")
+        return None
+
+    def _pm2_daemon(self, daemon: ProcessInfo, procs: Mapping[int, ProcessInfo]) -> Manager:
+        """The pm2 daemon holds the port itself (cluster mode): name the cluster app."""
+        home = pm2_daemon_home(daemon.cmdline, daemon.name) or ""
+        apps = sorted({m.env["name"] for m in self._children_marks(daemon)
+                       if m.env and m.env.get("exec_mode") == "cluster_mode"
+                       and m.env.get("name")})
+        env = f"PM2_HOME={shlex.quote(home)} " if home else ""
+        name = apps[0] if len(apps) == 1 else ""
+        evidence = [f"PID {daemon.pid} is the pm2 daemon ({safe_text(_cmd(daemon))})",
+                    "in cluster mode the daemon holds the listening socket for its workers"]
+        if len(apps) == 1:
+            evidence.append(f"its cluster workers belong to the app {safe_text(name)!r}")
+        elif apps:
+            evidence.append("its cluster apps: " + ", ".join(map(safe_text, apps)))
+        stop = f"{env}pm2 stop {shlex.quote(name) if name else 'NAME'}"
+        return Manager("pm2", name, daemon.pid, _cmd(daemon), "always", stop, tuple(evidence),
+                       manager_refusal(daemon.pid, daemon.name, daemon.cmdline),
+                       via="pm2" if name else "none", target=name, home=home,
+                       tool=self._pm2_tool(daemon))
+
+    def _children_marks(self, parent: ProcessInfo) -> list[Markers]:
+        ident = (parent.pid, parent.create_time)
+        now = time.monotonic()
+        cached = self._children.get(ident)
+        if cached is None or now - cached[0] > CHILDREN_TTL:
+            cached = (now, _children(parent.pid, self.root))
+            self._children = {ident: cached}
+        return [Markers(read_env(pid, self.root)) for pid in cached[1]]
+
+    def _pm2_tool(self, daemon: ProcessInfo) -> str:
+        env = read_env(daemon.pid, self.root) or {}
+        return _pm2_exe(env)
+
+    def _orphan(self, chain: _Chain) -> Manager | None:
+        """A holder whose starter is gone: evidence beyond "its parent is PID 1" (a setsid
+        start looks the same)."""
+        holder, env = chain.procs[0], chain.marks[0].env or {}
+        if holder.ppid not in (None, 0, 1) and len(chain.procs) > 1:
+            return None
+        evidence = []
+        if env.get("WERKZEUG_RUN_MAIN") == "true":
+            evidence.append("it is a Werkzeug reloader's child (WERKZEUG_RUN_MAIN=true), and "
+                            "no reloader is above it any more")
+        if env.get("npm_lifecycle_event"):
+            evidence.append(f"it was started by a package script "
+                            f"(npm_lifecycle_event={safe_text(env['npm_lifecycle_event'])}), "
+                            "and no npm is above it any more")
+        if "--multiprocessing-fork" in (holder.cmdline or ()):
+            evidence.append("it is a multiprocessing worker, and the process that started it "
+                            "is gone")
+        stat = read_stat(holder.pid, self.root)
+        if stat is not None and stat.pgid != holder.pid and (stat.pgid != stat.sid or stat.tty) \
+                and not os.path.exists(f"{self.root}/{stat.pgid}"):
+            evidence.append(f"its process group {stat.pgid} has lost its leader: the job that "
+                            "started it has ended")
+        if not evidence:
+            return None
+        evidence.append(f"its parent is PID {holder.ppid or 1} (init), which adopted it")
+        return Manager("orphan", holder.name, None, "", "never", f"kill {holder.pid}",
+                       tuple(evidence), via="holders")
+
+
+def _children(pid: int, root: str) -> list[int]:
+    """The PIDs whose parent is pid (a scan of /proc)."""
+    out: list[int] = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return out
+    for name in names:
+        if name.isdigit():
+            stat = _ppid(int(name), root)
+            if stat == pid:
+                out.append(int(name))
+    return out
+
+
+def _ppid(pid: int, root: str) -> int | None:
+    try:
+        with open(f"{root}/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def _pm2_exe(env: Mapping[str, str]) -> str:
+    """The pm2 executable a pm2 process was started with ($_ of its environment)."""
+    tool = env.get("_", "")
+    return tool if os.path.basename(tool).startswith("pm2") else ""
+
+
+def _pm2_app(chain: _Chain) -> Manager:
+    """An app pm2 runs (fork mode, or a cluster worker)."""
+    holder, env = chain.procs[0], chain.marks[0].env or {}
+    name, home = env.get("name", ""), env.get("PM2_HOME", "")
+    daemon = next((p for p in chain.procs[1:] if pm2_daemon_home(p.cmdline, p.name) is not None),
+                  None)
+    if not home and daemon is not None:
+        home = pm2_daemon_home(daemon.cmdline, daemon.name) or ""
+    restarts: Restarts = "never" if env.get("autorestart") == "false" else "always"
+    prefix = f"PM2_HOME={shlex.quote(home)} " if home else ""
+    evidence = [f"PID {holder.pid} has pm2's markers (pm_id={safe_text(env.get('pm_id', ''))}, "
+                f"name={safe_text(name)})"]
+    if daemon is not None:
+        evidence.append(f"its parent PID {daemon.pid} is the pm2 daemon")
+    evidence.append(f"autorestart={safe_text(env.get('autorestart', 'true'))}")
+    caution = caution_for(holder.pid, f"pm2 (PID {daemon.pid})" if daemon else "pm2", "pm2",
+                          restarts)
+    return Manager("pm2", name, daemon.pid if daemon else None,
+                   _cmd(daemon) if daemon else "", restarts,
+                   f"{prefix}pm2 stop {shlex.quote(name)}", tuple(evidence), caution,
+                   via="pm2", target=name, home=home, tool=_pm2_exe(env))
+
+
+def _supervisord_conf(info: ProcessInfo) -> str | None:
+    argv = info.cmdline or ()
+    for i, arg in enumerate(argv):
+        if arg in ("-c", "--configuration") and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--configuration="):
+            path = arg.partition("=")[2]
+        else:
+            continue
+        return path if os.path.isabs(path) or not info.cwd else os.path.join(info.cwd, path)
+    for path in ("/etc/supervisor/supervisord.conf", "/etc/supervisord.conf"):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _autorestart(conf: str | None, program: str) -> str | None:
+    """A supervisord program's autorestart setting, from its configuration file."""
+    if conf is None:
+        return None
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(conf, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeError):
+        return None
+    section = f"program:{program}"
+    if not parser.has_section(section):
+        return None
+    return parser.get(section, "autorestart", fallback="unexpected").strip().lower()
+
+
+def _supervised(chain: _Chain) -> Manager:
+    """A program supervisord runs."""
+    holder, env = chain.procs[0], chain.marks[0].env or {}
+    name = env.get("SUPERVISOR_PROCESS_NAME", "")
+    group = env.get("SUPERVISOR_GROUP_NAME", name)
+    target = name if group == name else f"{group}:{name}"
+    url = env.get("SUPERVISOR_SERVER_URL", "")
+    daemon = next((p for p in chain.procs[1:]
+                   if any(_base(a) == "supervisord" for a in (p.cmdline or ())[:2])), None)
+    setting = _autorestart(_supervisord_conf(daemon), group) if daemon else None
+    restarts: Restarts = "never" if setting == "false" else "always"
+    evidence = [f"PID {holder.pid} has supervisord's markers (SUPERVISOR_PROCESS_NAME="
+                f"{safe_text(name)}, SUPERVISOR_SERVER_URL={safe_text(url)})"]
+    if daemon is not None:
+        evidence.append(f"supervisord is PID {daemon.pid}")
+    evidence.append(f"autorestart={setting}" if setting else
+                    "autorestart is supervisord's default (unexpected): an exit by a signal "
+                    "is unexpected, so it restarts")
+    caution = caution_for(holder.pid, f"supervisord (PID {daemon.pid})" if daemon else
+                          "supervisord", "supervisord", restarts)
+    stop = f"supervisorctl -s {shlex.quote(url)} stop {shlex.quote(target)}" if url else \
+        f"supervisorctl stop {shlex.quote(target)}"
+    return Manager("supervisord", target, daemon.pid if daemon else None,
+                   _cmd(daemon) if daemon else "", restarts, stop, tuple(evidence), caution,
+                   via="supervisord" if url else "none", target=target, url=url)
+
+
+def _outermost(chain: _Chain, together: Collection[int],
+               procs: Mapping[int, ProcessInfo], root: str) -> Manager | None:
+    """The outermost restarter above the holder (stopping it stops all below), with the
+    restart behaviour of whatever restarts the holder first."""
+    holder = chain.procs[0]
+    found: list[Manager] = []
+    for i, (info, marks) in enumerate(zip(chain.procs, chain.marks, strict=True)):
+        below = chain.procs[i - 1] if i else None
+        one = _member(info, marks, below, chain.marks[i - 1] if i else None, holder,
+                      together, procs, i, root)
+        if one is not None:
+            found.append(one)
+    if not found:
+        return None
+    outer = found[-1]
+    if outer.kind == "script":
+        inner = next((m for m in found[:-1] if m.restarts != "never"), None)
+        if inner is not None:
+            outer = outer._replace(
+                restarts=inner.restarts,
+                evidence=(*outer.evidence, f"below it, {inner.kind} PID {inner.pid} restarts "
+                          f"the server ({inner.restarts})"))
+    if holder.pid != outer.pid and outer.caution is None:
+        label = _label(outer)
+        outer = outer._replace(caution=caution_for(holder.pid, f"{label} PID {outer.pid}",
+                                                   label, outer.restarts))
+    return outer
+
+
+def caution_for(pid: int, who: str, short: str, restarts: Restarts) -> str | None:
+    """"PID X is restarted by Y: signalling it frees the port only until Y restarts it"
+    (None when Y does not restart it)."""
+    if restarts == "always":
+        return (f"PID {pid} is restarted by {who}: signalling it frees the port only until "
+                f"{short} restarts it")
+    if restarts == "on file change":
+        return (f"PID {pid} is restarted by {who}: signalling it frees the port only until "
+                f"the next file change, when {short} starts it again")
+    return None
+
+
+def _label(m: Manager) -> str:
+    return {"reloader": "the reloader", "prefork": "the master", "loop": "the shell loop",
+            "script": f"{m.name.split(' ')[0] or 'the script'}"}.get(m.kind, m.kind)
+
+
+def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
+            below_marks: Markers | None, holder: ProcessInfo, together: Collection[int],
+            procs: Mapping[int, ProcessInfo], depth: int, root: str) -> Manager | None:
+    """What this member of the holder's chain is, if it manages the holder."""
+    argv = info.cmdline or ()
+    cmd = _cmd(info)
+    holds = info.pid in together
+    kill_both = f"kill {info.pid} {holder.pid}" if info.pid != holder.pid else \
+        f"kill {info.pid}"
+    loop = _loop_of(info, marks) if depth else None
+    if loop is not None:
+        return Manager("loop", _base(argv[0]), info.pid, cmd, "always", kill_both,
+                       (f"PID {info.pid} is a shell running a restart loop: "
+                        f"{safe_text(loop[:120])}",))
+    tool = _script_tool(info) if depth else None
+    if tool is not None:
+        event = (below_marks.env or {}).get("npm_lifecycle_event") if below_marks else None
+        words = [a for a in argv[1:] if not a.startswith("-")]
+        if _base(argv[0]).startswith("node"):
+            words = words[1:]
+        name = f"{tool} {' '.join(words[:2])}".strip() if not event else \
+            f"{tool} run {event}" if tool != "npx" else f"npx {' '.join(words[:1])}".strip()
+        ev = [f"PID {info.pid} is {tool} ({safe_text(cmd)})"]
+        if event:
+            ev.append(f"npm_lifecycle_event={safe_text(event)}")
+        ev.append(f"signal {tool} and the server together: {tool} alone leaves the server "
+                  "running")
+        return Manager("script", name, info.pid, cmd, "never", kill_both, tuple(ev))
+    uv = _uvicorn(info)
+    if uv == "reload":
+        return Manager("reloader", "uvicorn --reload", info.pid, cmd, "on file change",
+                       f"kill {info.pid}",
+                       (f"PID {info.pid} is uvicorn's reloader (--reload): it starts a new "
+                        "worker on the next file change, and ends its worker when signalled",
+                        *(("it holds the listening socket itself",) if holds else ())))
+    if uv == "workers":
+        return Manager("prefork", "uvicorn --workers", info.pid, cmd, "always",
+                       f"kill {info.pid}",
+                       (f"PID {info.pid} is uvicorn's process manager (--workers): it "
+                        "starts a new worker when one dies",))
+    if depth and below is not None and below_marks is not None and below_marks.env and \
+            below_marks.env.get("WERKZEUG_RUN_MAIN") == "true":
+        return Manager("reloader", "werkzeug", info.pid, cmd, "on file change",
+                       f"kill {info.pid}",
+                       (f"PID {below.pid} has WERKZEUG_RUN_MAIN=true: it is the serving child "
+                        f"of Werkzeug's reloader, PID {info.pid}",
+                        "the reloader starts it again on the next file change, and kills it "
+                        "when signalled"))
+    if depth == 0:
+        kids = [p for p in together if (c := procs.get(p)) is not None and c.ppid == info.pid]
+        if kids and _werkzeug_child(kids, procs, root):
+            return Manager("reloader", "werkzeug", info.pid, cmd, "on file change",
+                           f"kill {info.pid}",
+                           (f"PID {info.pid} is Werkzeug's reloader: its child serves the "
+                            "port, and it holds the socket too",))
+        if kids:
+            return _prefork(info, kids)
+        return None
+    if holds:
+        return _prefork(info, [holder.pid])
+    if _has(argv, "--reload") or any(_base(a) == "nodemon" for a in argv[:2]):
+        return Manager("reloader", _base(argv[1] if _base(argv[0]).startswith(("node", "python"))
+                                        and len(argv) > 1 else argv[0]),
+                       info.pid, cmd, "on file change", f"kill {info.pid}",
+                       (f"PID {info.pid} runs with a reloader ({safe_text(cmd[:80])})",))
+    return None
+
+
+def _werkzeug_child(kids: Iterable[int], procs: Mapping[int, ProcessInfo], root: str) -> bool:
+    """True when a child has WERKZEUG_RUN_MAIN=true (read, as the child is a holder)."""
+    for pid in kids:
+        env = read_env(pid, root)
+        if env and env.get("WERKZEUG_RUN_MAIN") == "true":
+            return True
+    return False
+
+
+def _prefork(master: ProcessInfo, workers: Collection[int]) -> Manager:
+    argv = master.cmdline or ()
+    name = next((p for p in _PREFORK if any(_base(a).startswith(p) or a.startswith(p + ":")
+                                            for a in argv[:2])), "") or master.name
+    known = name in _PREFORK
+    return Manager("prefork", name, master.pid, _cmd(master),
+                   "always" if known else "unknown", f"kill {master.pid}",
+                   (f"PID {master.pid} holds the socket and its children "
+                    f"(PID {', '.join(map(str, sorted(workers)))}) hold it too",
+                    f"{name} starts a new worker when one dies" if known else
+                    "whether it starts a new worker when one dies is not known"))
