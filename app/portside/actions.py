@@ -13,7 +13,19 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 from .fmt import safe_text, signal_name
-from .model import DENIED, GONE, REFUSED, SENT, SignalResult, Socket, Target
+from .model import (
+    DENIED,
+    GONE,
+    REFUSED,
+    SENT,
+    Manager,
+    SignalResult,
+    Snapshot,
+    Socket,
+    Target,
+    holder_pids,
+    listeners_on,
+)
 
 GRACE: Final = 5.0
 """Seconds a SIGTERM gets before its outcome is judged (dashboard and `kill --grace`)."""
@@ -211,3 +223,69 @@ def judge(plan: ActionPlan, results: list[SignalResult], holders: PortHolders | 
     tail = ["Press k to SIGKILL it, or Esc to leave it."] if escalate else []
     return Outcome((f"PID {pid_list(alive)} still running after {name}.", *lines, *tail),
                    "error", escalate)
+
+
+# Freeing a port for good ---------------------------------------------------------------
+
+
+class Request(NamedTuple):
+    """A manager asked to stop what it runs: supervisord over XML-RPC, or `pm2 stop`."""
+
+    via: Literal["supervisord", "pm2"]
+    name: str  # supervisord's "group:name", or the pm2 app
+    url: str  # supervisord's server URL
+    home: str  # PM2_HOME
+    tool: str  # the pm2 executable, when known
+    command: str  # the same, as a command a person would type
+    holders: tuple[int, ...]  # the holders it stops
+
+
+class ForGood(NamedTuple):
+    """What frees a port for good: requests to managers, then signals to the processes
+    that restart the holders (the reloader, the loop, npm), then to the holders still
+    holding. Frozen when shown, like an ActionPlan."""
+
+    port: int
+    requests: tuple[Request, ...]
+    managers: tuple[Target, ...]  # signalled first
+    holders: tuple[Target, ...]  # then signalled, if they still hold the port
+    blocked: tuple[str, ...]  # what cannot be done for good, and why
+    managed: tuple[tuple[int, Manager], ...]  # who manages which holder, for the record
+    unknown: int = 0  # listening sockets on the port whose holder cannot be seen
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to do."""
+        return not (self.requests or self.managers or self.holders)
+
+
+def for_good(port: int, snap: Snapshot) -> ForGood:
+    """The plan that frees a port for good, from who holds it and who manages them."""
+    socks = listeners_on(snap, port)
+    pids = holder_pids(socks)
+    requests: dict[tuple[str, str, str, str], list[int]] = {}
+    managers: dict[int, Target] = {}
+    signalled: list[int] = []
+    blocked: list[str] = []
+    managed: list[tuple[int, Manager]] = []
+    for pid in pids:
+        m = snap.managers.get(pid)
+        if m is not None:
+            managed.append((pid, m))
+        if m is None or m.via == "holders":
+            signalled.append(pid)
+        elif m.via in ("supervisord", "pm2"):
+            requests.setdefault((m.via, m.target, m.url, m.home), []).append(pid)
+        elif m.via == "none":
+            blocked.append(f"PID {pid}: {m.caution or 'its manager cannot be asked'}; "
+                           f"stop it yourself: {m.stop}")
+        else:  # "signal": the process that restarts it first, then the holder
+            if m.pid is not None and m.pid not in pids:
+                managers.update((t.pid, t) for t in snap.targets((m.pid,)))
+            signalled.append(pid)
+    reqs = []
+    for (via, name, url, home), held in requests.items():
+        m = snap.managers[held[0]]
+        reqs.append(Request(via, name, url, home, m.tool, m.stop, tuple(held)))  # type: ignore[arg-type]
+    return ForGood(port, tuple(reqs), tuple(managers.values()), snap.targets(signalled),
+                   tuple(blocked), tuple(managed), sum(1 for s in socks if not s.holders))

@@ -1,4 +1,5 @@
-"""The command line: `portside` (the dashboard) and the one-shot list / why / kill / wait.
+"""The command line: `portside` (the dashboard) and the one-shot list / why / kill / free /
+wait.
 
 The one-shot commands never import Textual: they must start fast and work over ssh pipes.
 Exit codes: 0 success, 1 the condition does not hold (still held, timeout, refused,
@@ -53,6 +54,9 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
             if command == "kill":
                 from . import kill
                 return kill.run(args, out, err, stdin)
+            if command == "free":
+                from . import free
+                return free.run(args, out, err, stdin)
             from . import wait
             return wait.run(args, out, err)
         except QueryError as exc:

@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH, EXIT_RETAKEN = 0, 1, 2, 3, 4
 # error, the output cannot be written.
 EXIT_UNAVAILABLE, EXIT_INTERNAL, EXIT_OSERR, EXIT_IO = 69, 70, 71, 74
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
-COMMANDS: Final = ("list", "why", "kill", "wait")
+COMMANDS: Final = ("list", "why", "kill", "free", "wait")
 SIGNALS: Final = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "HUP": signal.SIGHUP,
                   "KILL": signal.SIGKILL}
 
@@ -104,7 +104,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="portside",
         description="A live dashboard of the network ports on this machine. "
-        "Commands: list, why, kill, wait (portside COMMAND --help).",
+        "Commands: list, why, kill, free, wait (portside COMMAND --help).",
         epilog="filter syntax:\n" + SYNTAX_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -151,6 +151,19 @@ def command_parser(command: str) -> argparse.ArgumentParser:
                        "the grace period")
         p.add_argument("--yes", "-y", action="store_true", help="do not ask")
         p.add_argument("--dry-run", action="store_true", help="show the targets, send nothing")
+    elif command == "free":
+        p = _Parser(prog=prog, description="Free a port for good: stop what holds it and "
+                    "what brings it back (supervisord over XML-RPC, pm2 stop, or SIGTERM to "
+                    "the reloader, npm or shell loop first, then to the holders still holding), "
+                    "then check it stays free for --settle seconds. Exit 0 freed, 1 still held "
+                    "or refused, 2 usage, 3 nothing listens, 4 taken again.")
+        p.add_argument("ports", nargs="+", type=port_arg, metavar=":PORT")
+        _grace(p, "the port to be free")
+        _settle(p)
+        p.add_argument("--force", action="store_true", help="SIGKILL what was signalled and "
+                       "is left after the grace period")
+        p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+        p.add_argument("--dry-run", action="store_true", help="show the plan, do nothing")
     else:
         p = _Parser(prog=prog, description="Wait until PORT is free (no listener, for "
                     "--settle seconds in a row) or listened on. Exit 0 when it is, 1 on "

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     from ..system.pidfds import REGISTRY
     from ..system.sampler import Sampler
 
-    sampler = Sampler(pidfds=REGISTRY)  # a pidfd for every holder, while it is listed
+    # A pidfd for every holder, while it is listed; and who manages each.
+    sampler = Sampler(pidfds=REGISTRY, managers=True)
     snap = sampler.sample()
     ports = sorted({v for k, v in args.targets if k == "port"})
     pids = sorted({v for k, v in args.targets if k == "pid"})
@@ -93,6 +94,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
               f"{len(targets)} process(es):\n")
     for t in targets.values():
         write_target(t, ports_of.get(t.pid, []), out)
+    for t in targets.values():
+        m = snap.managers.get(t.pid)
+        if m is not None and m.caution:
+            free = " ".join(f":{p}" for p in ports_of.get(t.pid, []))
+            err.write(f"note: {m.caution}; "
+                      + (f"`portside free {free}` stops it for good\n" if free else
+                         f"to stop it for good: {m.stop}\n"))
     if args.dry_run:
         out.write("dry run: nothing sent\n")
         return EXIT_OK
@@ -173,8 +181,8 @@ def _retaken(port: int, held: PortHolders, after: float, out: TextIO) -> None:
     by = {t.pid: b for t in held.targets if (b := control.started_by(t.pid)) is not None}
     out.write(f"port {port}: freed, then taken again {after:.1f}s later by "
               f"{newcomers(held, by)}: "
-              "something restarts it, and the newcomer was not signalled (portside why "
-              f"{port} shows who holds it)\n")
+              "something restarts it, and the newcomer was not signalled (`portside why "
+              f"{port}` shows what restarts it; `portside free :{port}` stops that)\n")
 
 
 def _ticker(err: TextIO, ports: list[int], pids: list[int]) -> Callable[[float], None] | None:

@@ -155,10 +155,11 @@ def write_table(rows: list[list[str]], out: TextIO) -> None:
                             for c, n, w in zip(r, widths, wide, strict=True)).rstrip() + "\n")
 
 
-def write_target(t: Target, ports: list[int], out: TextIO) -> None:
-    """A process `kill` is about to signal, as the dashboard's dialog describes it."""
+def write_target(t: Target, ports: list[int], out: TextIO, role: str = "") -> None:
+    """A process `kill` or `free` is about to signal, as the dashboard's dialog describes
+    it (role: what it is beside the others, "reloader", "serves"...)."""
     head, command = describe_target(t, time.time())
     on = f"  port {', '.join(str(p) for p in ports)}" if ports else ""
-    out.write(f"  {head}{on}\n")
+    out.write(f"  {head}{on}{f'  ({role})' if role else ''}\n")
     if t.cmdline:
         out.write(f"      {command}\n")

@@ -265,7 +265,7 @@ def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.1,
 
 
 @contextmanager
-def _deferred_interrupt() -> Iterator[None]:
+def deferred_interrupt() -> Iterator[None]:
     """Ctrl-C waits until the block is done: between sending a signal and recording it,
     an interrupt would lose the record (and `kill` would say nothing was sent)."""
     if threading.current_thread() is not threading.main_thread():
@@ -321,17 +321,20 @@ def stop(
     tick: Callable[[float], None] | None = None,
     ps: Psutil = psutil,
     settle: float = 0.0,
+    sent: Iterable[Target] = (),
 ) -> StopResult:
     """Signal the targets; wait until every port is free and every awaited target exited,
     then that the ports stay free for `settle` seconds.
 
     SIGKILL goes only with `force`, and only to the targets still holding a port or still
     awaited: a process that starts listening meanwhile (a supervisor restarting the server)
-    is reported, never signalled.
+    is reported, never signalled. `sent`: targets already sent `sig` by the caller (the
+    restarter of a holder), awaited too and SIGKILLed alike.
     """
+    sent = list(sent)
     targets = list(targets)
     ports = list(ports)
-    awaited = list(awaited)
+    awaited = [*awaited, *sent]
     sampler = sampler or Sampler()
     result = StopResult()
 
@@ -343,15 +346,15 @@ def stop(
 
     try:
         for t in targets:
-            with _deferred_interrupt():  # a signal sent is always on record
+            with deferred_interrupt():  # a signal sent is always on record
                 result.results.append(send_signal(t, sig, ps))
         result.ok = wait_until(done, grace, tick=tick)
         if not result.ok and force and sig != signal.SIGKILL:
             holding = {p for h in result.ports.values() for p in h.pids}
-            remaining = [t for t in targets if (t.pid in holding or t in result.alive)
-                         and is_alive(t, ps)]
+            remaining = [t for t in [*sent, *targets]
+                         if (t.pid in holding or t in result.alive) and is_alive(t, ps)]
             for t in remaining:
-                with _deferred_interrupt():
+                with deferred_interrupt():
                     result.killed.append(send_signal(t, signal.SIGKILL, ps))
             result.ok = wait_until(done, 2.0, tick=tick)
         if result.ok and ports and settle > 0:

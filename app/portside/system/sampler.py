@@ -112,6 +112,8 @@ class Sampler:
             socks, procs, gaps = self._sample_linux(notes, counts, gaps)
             if self.managers:
                 managers = MappingProxyType(self._judge(socks, procs))
+                if self.pidfds is not None:
+                    self._capture_managers(managers, procs)
         else:
             socks, procs = self._sample_psutil(notes, mono, counts)
         gaps = gaps._replace(notes=tuple(notes))
@@ -260,6 +262,24 @@ class Sampler:
             idents.add(ident)
             registry.capture(ident, functools.partial(holds, pid, inode))
         registry.listed(idents)
+
+    def _capture_managers(self, managers: Mapping[int, Manager],
+                          procs: dict[int, ProcessInfo]) -> None:
+        """A pidfd for every process that restarts a holder: `free` signals it first."""
+        registry = self.pidfds
+        assert registry is not None
+        for pid in {m.pid for m in managers.values() if m.pid is not None}:
+            info = procs.get(pid)
+            if info is not None:
+                registry.capture((pid, info.create_time),
+                                 functools.partial(self._started_at, pid, info.create_time))
+
+    def _started_at(self, pid: int, create_time: float) -> bool:
+        """True when the process with this PID is the one that started at create_time."""
+        try:
+            return abs(self.ps.Process(pid).create_time() - create_time) <= 0.005
+        except _PS_ERRORS:
+            return False
 
     # Portable --------------------------------------------------------------------------
 
