@@ -28,6 +28,8 @@ time.tzset()
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = Path(__file__).resolve().parent / "child.py"
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
+# The real servers and managers (tests/managed.py): their fixtures are everyone's.
+pytest_plugins = ("managed",)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, poll: float = 0.05) -> Any:
@@ -131,12 +133,15 @@ def make_time_wait(count: int = 1, host: str = "127.0.0.1", reuse: bool = True) 
 
 
 def run_cli(*args: str, input: str | None = None, timeout: float = 60,
-            user: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the installed `portside ARGS` as a real process, outside the checkout."""
+            user: str | None = None, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """Run the installed `portside ARGS` as a real process, outside the checkout (env:
+    variables to set on top of the usual ones)."""
+    base = nobody_env() if user else dict(os.environ)
     return subprocess.run(portside_cmd(user) + list(args), capture_output=True, text=True,
                           timeout=timeout, input=input,
                           stdin=None if input is not None else subprocess.DEVNULL,
-                          cwd=installed().root, env=nobody_env() if user else None)
+                          cwd=installed().root, env={**base, **(env or {})})
 
 
 def portside_cmd(user: str | None = None) -> list[str]:

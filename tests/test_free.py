@@ -3,22 +3,13 @@ who took it and who started that, and the newcomer is never signalled."""
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
 import socket
 import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import pytest
 
 from conftest import (
-    CHILD,
     Spawner,
     alive,
     ended,
@@ -28,54 +19,10 @@ from conftest import (
     terminate,
     wait_for,
 )
+from managed import APP_JS, Loop, Pm2, free_port
 from portside.ui.app import PortsideApp
 from portside.ui.dialogs import ConfirmScreen
 from uikit import dialog, highlight, main, notes, running, settled
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-@dataclass
-class Loop:
-    """`while true; do server; sleep 0.5; done` in sh: the simplest restarter."""
-
-    port: int
-    shell: subprocess.Popen[bytes]
-
-    def server(self) -> int:
-        """The PID of the server the loop runs now (waits for one to listen)."""
-        def current() -> int | None:
-            for child in psutil.Process(self.shell.pid).children():
-                try:
-                    conns = child.net_connections("tcp")
-                except (psutil.Error, OSError):
-                    continue  # the server just killed, or the loop's sleep: gone already
-                if any(c.laddr and c.laddr[1] == self.port and c.status == "LISTEN"
-                       for c in conns):
-                    return child.pid
-            return None
-        pid: int = wait_for(current)
-        return pid
-
-
-@pytest.fixture
-def loop() -> Iterator[Loop]:
-    port = _free_port()
-    server = " ".join(shlex.quote(c) for c in [sys.executable, str(CHILD), "--port", str(port)])
-    shell = subprocess.Popen(["sh", "-c", f"while true; do {server} >/dev/null; sleep 0.5; done"])
-    try:
-        yield Loop(port, shell)
-    finally:
-        children = psutil.Process(shell.pid).children(recursive=True)
-        shell.kill()  # the loop first, so that nothing starts the server again
-        shell.wait(10)
-        for child in children:
-            terminate(child.pid)
 
 
 def test_kill_reports_a_port_taken_again_and_never_signals_the_newcomer(loop: Loop) -> None:
@@ -85,7 +32,8 @@ def test_kill_reports_a_port_taken_again_and_never_signals_the_newcomer(loop: Lo
     newcomer = loop.server()
     assert newcomer != first and not alive(first) and alive(newcomer)
     assert f"port {loop.port}: freed, then taken again" in res.stdout
-    assert f"by PID {newcomer} (python), started by PID {loop.shell.pid} (sh): something " \
+    assert f"by PID {newcomer} (python), restarted by a sh restart loop (PID "\
+        f"{loop.shell.pid}): something " \
         "restarts it, and the newcomer was not signalled" in res.stdout, res.stdout
     assert "freed (and stayed" not in res.stdout
 
@@ -142,7 +90,8 @@ async def test_the_dashboard_reports_a_freed_port_taken_again_and_offers_nothing
         newcomer = loop.server()
         said = " ".join(notes(app))
         assert f"Port {loop.port} was freed, then taken again" in said, said
-        assert f"by PID {newcomer} (python), started by PID {loop.shell.pid} (sh): " \
+        assert f"by PID {newcomer} (python), restarted by a sh restart loop (PID "\
+            f"{loop.shell.pid}): " \
             "something restarts it. The newcomer was not signalled." in said, said
         assert "was freed, then taken again" in main(app).activity
         # No follow-up question: the newcomer was never part of what was confirmed.
@@ -152,55 +101,9 @@ async def test_the_dashboard_reports_a_freed_port_taken_again_and_offers_nothing
 
 # Managers that hold sockets for others -----------------------------------------------------
 
-APP_JS = """
-const http = require('http');
-http.createServer((q, r) => r.end('hi')).listen(Number(process.env.PORT), '127.0.0.1');
-"""
-
-
-@dataclass
-class Pm2:
-    """pm2 (installed by make test) with its own PM2_HOME; `pm2 kill` and then every PID
-    it ran are ended at teardown."""
-
-    exe: str
-    home: Path
-    port: int = 0
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "PM2_HOME": str(self.home), "PORT": str(self.port)}
-        return subprocess.run([self.exe, *args], env=env, capture_output=True, text=True,
-                              timeout=120)
-
-    def daemon(self) -> int | None:
-        for p in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(p.info["cmdline"] or ())
-            if "God Daemon" in cmd and str(self.home) in cmd:
-                return p.pid
-        return None
-
-
-@pytest.fixture
-def pm2() -> Iterator[Pm2]:
-    exe = os.environ.get("PORTSIDE_PM2", "")
-    if not os.access(exe, os.X_OK):
-        pytest.skip("pm2 is installed by `make test` (PORTSIDE_PM2)")
-    # Short: pm2's daemon shows its home in a title only as long as its original argv.
-    manager = Pm2(exe, Path(tempfile.mkdtemp(prefix="pm2-", dir="/tmp")))
-    try:
-        yield manager
-    finally:
-        daemon = manager.daemon()
-        ran = psutil.Process(daemon).children(recursive=True) if daemon else []
-        manager.run("kill")
-        for proc in [*ran, *([psutil.Process(daemon)] if daemon else [])]:
-            terminate(proc.pid)
-        shutil.rmtree(manager.home, ignore_errors=True)
-
-
 def test_the_pm2_daemon_holding_a_cluster_port_is_never_signalled(pm2: Pm2,
                                                                  tmp_path: Path) -> None:
-    pm2.port = _free_port()
+    pm2.port = free_port()
     (tmp_path / "app.js").write_text(APP_JS)
     started = pm2.run("start", str(tmp_path / "app.js"), "-i", "2", "--name", "web")
     assert started.returncode == 0, started.stdout + started.stderr
@@ -231,7 +134,7 @@ async def test_the_dashboard_refuses_the_pm2_daemon_with_the_reason(pm2: Pm2,
                                                                    tmp_path: Path) -> None:
     from portside.system.backend import LiveBackend
 
-    pm2.port = _free_port()
+    pm2.port = free_port()
     (tmp_path / "app.js").write_text(APP_JS)
     assert pm2.run("start", str(tmp_path / "app.js"), "-i", "2", "--name", "web").returncode == 0
     wait_for(lambda: [s for s in list_json(f":{pm2.port}") if s["state"] == "LISTEN"],

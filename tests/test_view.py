@@ -106,7 +106,7 @@ def test_watch_events() -> None:
         3000, free, unknown, lambda p: "?")[0]
     assert "restart" in watch_events(3000, held, unknown, lambda p: name(p) or "?")[0]
     # Free only a moment (within the settle time) before it was taken: a restarter.
-    by = {2001: "PID 1204 (bash)"}.get
+    by = {2001: "started by PID 1204 (bash)"}.get
     assert watch_events(3000, free, held, lambda p: name(p) or "?", by, 0.4) == [
         "Port 3000 was taken again 0.4s after it was freed, by PID 2001 (node), started by "
         "PID 1204 (bash): something restarts it"]

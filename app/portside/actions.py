@@ -12,7 +12,7 @@ import signal
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
-from .fmt import safe_text, signal_name
+from .fmt import manager_title, safe_text, signal_name
 from .model import (
     DENIED,
     GONE,
@@ -153,13 +153,23 @@ def _where(addrs: Iterable[str]) -> str:
     return " and ".join(sorted(set(addrs)))
 
 
+def origin(pid: int, managers: Mapping[int, Manager], parent: str | None) -> str | None:
+    """Where a process came from: "restarted by supervisord (PID 7, program web)" when a
+    manager runs it, else "started by PID 12 (sh)" (its parent), else None."""
+    m = managers.get(pid)
+    if m is not None and m.pid is not None and m.pid != pid and m.kind != "unknown":
+        return f"restarted by {manager_title(m)}"
+    return f"started by {safe_text(parent)}" if parent else None
+
+
 def newcomers(holders: PortHolders, started_by: Mapping[int, str] | None = None) -> str:
-    """Who took a freed port: "PID 4242 (node), started by PID 4100 (sh)"; the CLI and the
-    dashboard say it alike."""
+    """Who took a freed port: "PID 4242 (node), restarted by a sh restart loop (PID
+    4100)"; the CLI and the dashboard say it alike (started_by: each one's parent)."""
     started_by = started_by or {}
     return "; ".join(
         f"PID {t.pid} ({safe_text(t.name)})"
-        + (f", started by {safe_text(started_by[t.pid])}" if t.pid in started_by else "")
+        + (f", {how}" if (how := origin(t.pid, holders.managers, started_by.get(t.pid)))
+           else "")
         for t in holders.targets) or "a process portside cannot see"
 
 

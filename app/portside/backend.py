@@ -6,10 +6,13 @@ screenshots hand it made-up data (portside.demo).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from .model import (
     Diagnosis,
+    Manager,
     SignalResult,
     Snapshot,
     Socket,
@@ -31,6 +34,7 @@ class PortHolders(NamedTuple):
     targets: tuple[Target, ...]  # the live holders, identities read now
     unknown: int  # sockets on the port whose holder cannot be seen
     sockets: tuple[Socket, ...] = ()  # the listening sockets on the port, with their holders
+    managers: Mapping[int, Manager] = MappingProxyType({})  # who manages which holder
 
     @property
     def pids(self) -> tuple[int, ...]:
@@ -41,8 +45,12 @@ class PortHolders(NamedTuple):
     def of(cls, port: int, snap: Snapshot) -> PortHolders:
         """Who holds the port in this snapshot."""
         socks = listeners_on(snap, port)
-        return cls(port, not socks, snap.targets(holder_pids(socks)),
-                   sum(1 for s in socks if not s.holders), tuple(socks))
+        pids = holder_pids(socks)
+        managers = snap.managers
+        return cls(port, not socks, snap.targets(pids),
+                   sum(1 for s in socks if not s.holders), tuple(socks),
+                   MappingProxyType({p: managers[p] for p in pids if p in managers})
+                   if managers else managers)
 
 
 class Identity(NamedTuple):

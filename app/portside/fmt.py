@@ -171,3 +171,17 @@ def manager_cell(m: Manager | None) -> str:
             "pm2": f"pm2 {name}" if name else "pm2", "loop": f"{name} loop",
             "orphan": "orphan", "unknown": "unknown"}.get(m.kind, m.kind)
     return text.strip() + (f" ({m.pid})" if m.pid is not None else "")
+
+
+def manager_title(m: Manager) -> str:
+    """"supervisord (PID 7, program web)", "the reloader uvicorn --reload (PID 9)"."""
+    pid = f"PID {m.pid}" if m.pid is not None else "no process now"
+    name = safe_text(m.name)
+    return {
+        "reloader": f"the reloader {name} ({pid})",
+        "prefork": f"the master {name} ({pid})",
+        "script": f"the package script {name} ({pid})",
+        "supervisord": f"supervisord ({pid}, program {name})",
+        "pm2": f"pm2 ({pid}, app {name or '?'})",
+        "loop": f"a {name} restart loop ({pid})",
+    }.get(m.kind, f"{m.kind} ({pid})")

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from .daemons import manager_refusal
-from .fmt import format_duration, format_endpoint, join_cmdline, safe_text
+from .fmt import format_duration, format_endpoint, join_cmdline, manager_title, safe_text
 from .model import (
     LISTEN,
     TIME_WAIT,
@@ -239,20 +239,6 @@ def manager_sentence(pid: int, m: Manager, holders: Iterable[int] = ()) -> str:
     then = _SPEED_SELF.get(m.kind, speed) if m.restarts != "unknown" else \
         "whether it starts a new one when one dies is not known"
     return f"PID {pid} is {who}: it holds the port{serve}, and {then}."
-
-
-def manager_title(m: Manager) -> str:
-    """"supervisord (PID 7, program web)", "the reloader uvicorn --reload (PID 9)"."""
-    pid = f"PID {m.pid}" if m.pid is not None else "no process now"
-    name = safe_text(m.name)
-    return {
-        "reloader": f"the reloader {name} ({pid})",
-        "prefork": f"the master {name} ({pid})",
-        "script": f"the package script {name} ({pid})",
-        "supervisord": f"supervisord ({pid}, program {name})",
-        "pm2": f"pm2 ({pid}, app {name or '?'})",
-        "loop": f"a {name} restart loop ({pid})",
-    }.get(m.kind, f"{m.kind} ({pid})")
 
 
 def _remedy(d: Diagnosis) -> list[str]:

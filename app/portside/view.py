@@ -306,13 +306,14 @@ def watch_events(port: int, before: PortHolders, after: PortHolders,
     """What changed on a watched port between two samples, as notification texts.
 
     `free_for`: how long the port had been free, when it was seen becoming free; taken
-    again within `SETTLE`, something restarts its server, and the text says who."""
+    again within `SETTLE`, something restarts its server, and the text says who
+    (started_by: "restarted by ..." or "started by ..." for a PID, as actions.origin
+    says it)."""
     if (before.free, before.pids) == (after.free, after.pids):
         return []
 
     def who(pids: tuple[int, ...]) -> str:
-        return ", ".join(f"PID {p} ({name_of(p)})" + (f", started by {by}"
-                                                     if (by := started_by(p)) else "")
+        return ", ".join(f"PID {p} ({name_of(p)})" + (f", {by}" if (by := started_by(p)) else "")
                          for p in pids) or "an unknown process"
 
     if after.free:

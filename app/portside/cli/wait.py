@@ -17,7 +17,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..system import control
     from ..system.sampler import Sampler
 
-    sampler = Sampler()
+    sampler = Sampler(managers=True)  # who restarts a newcomer, if it comes back
     settle = args.settle if args.free else 0.0
     free_since: float | None = None  # when it was last seen becoming free
     retaken = ""  # who took it again after it was free, the last time that happened

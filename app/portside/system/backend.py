@@ -37,8 +37,9 @@ class LiveBackend:
     def __init__(self) -> None:
         self.identity = _identity()
         # Both capture a pidfd per listed holder: whatever a dialog targets came from one.
-        self._sampler = Sampler(count_connections=True, ancestors=True, pidfds=REGISTRY)
-        self._control = Sampler(pidfds=REGISTRY)
+        self._sampler = Sampler(count_connections=True, ancestors=True, pidfds=REGISTRY,
+                                managers=True)
+        self._control = Sampler(pidfds=REGISTRY, managers=True)
         self._control_lock = threading.Lock()
 
     def sample(self, all_states: bool) -> Snapshot:

@@ -151,10 +151,17 @@ def _has(argv: Collection[str], *flags: str) -> bool:
     return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
 
 
+def _runs(argv: tuple[str, ...], program: str) -> bool:
+    """True when the command line runs this program: `program ...`, `python
+    .../program ...` or `python -m program ...`."""
+    return any(_base(a) == program for a in argv[:2]) or (
+        len(argv) > 2 and argv[1] == "-m" and argv[2] == program)
+
+
 def _uvicorn(info: ProcessInfo) -> str | None:
     """"reload" or "workers" for a uvicorn supervisor, else None."""
     argv = info.cmdline or ()
-    if not any(_base(a) == "uvicorn" for a in argv[:2]):
+    if not _runs(argv, "uvicorn"):
         return None
     if _has(argv, "--reload"):
         return "reload"
@@ -390,6 +397,11 @@ def _autorestart(conf: str | None, program: str) -> str | None:
     return parser.get(section, "autorestart", fallback="unexpected").strip().lower()
 
 
+def _is_supervisord(info: ProcessInfo) -> bool:
+    argv = info.cmdline or ()
+    return _runs(argv, "supervisord") or _runs(argv, "supervisor.supervisord")
+
+
 def _supervised(chain: _Chain) -> Manager:
     """A program supervisord runs."""
     holder, env = chain.procs[0], chain.marks[0].env or {}
@@ -397,8 +409,7 @@ def _supervised(chain: _Chain) -> Manager:
     group = env.get("SUPERVISOR_GROUP_NAME", name)
     target = name if group == name else f"{group}:{name}"
     url = env.get("SUPERVISOR_SERVER_URL", "")
-    daemon = next((p for p in chain.procs[1:]
-                   if any(_base(a) == "supervisord" for a in (p.cmdline or ())[:2])), None)
+    daemon = next((p for p in chain.procs[1:] if _is_supervisord(p)), None)
     setting = _autorestart(_supervisord_conf(daemon), group) if daemon else None
     restarts: Restarts = "never" if setting == "false" else "always"
     evidence = [f"PID {holder.pid} has supervisord's markers (SUPERVISOR_PROCESS_NAME="
@@ -472,6 +483,14 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
     holds = info.pid in together
     kill_both = f"kill {info.pid} {holder.pid}" if info.pid != holder.pid else \
         f"kill {info.pid}"
+    if depth and _is_supervisord(info):
+        # Seen from its command line alone (the holder's environment, which names the
+        # program, is unreadable): the program's name is not known.
+        return Manager("supervisord", "", info.pid, cmd, "always",
+                       "supervisorctl status (to name the program), then supervisorctl stop "
+                       "NAME", (f"PID {info.pid} is supervisord, above the holder",
+                                "the holder's environment, which names the program, cannot "
+                                "be read"), via="none")
     loop = _loop_of(info, marks) if depth else None
     if loop is not None:
         return Manager("loop", _base(argv[0]), info.pid, cmd, "always", kill_both,

@@ -33,6 +33,7 @@ from ..actions import (
     Outcome,
     addr_of,
     judge,
+    origin,
     pid_list,
     retaken,
 )
@@ -548,11 +549,12 @@ class MainScreen(Screen[None]):
             return safe_text(proc.name) if proc else "?"
 
         def started_by(pid: int) -> str | None:
-            # From the sample's parent chains: no call to the machine on the UI thread.
+            # From the sample's managers and parent chains: no call to the machine on the
+            # UI thread.
             proc = snap.process(pid)
             parent = snap.process(proc.ppid) if proc is not None and proc.ppid else None
-            return f"PID {parent.pid} ({safe_text(parent.name)})" \
-                if parent is not None and parent.pid > 1 else None
+            return origin(pid, snap.managers, f"PID {parent.pid} ({parent.name})"
+                          if parent is not None and parent.pid > 1 else None)
 
         now = self.clock()
         for port, before in list(self.watched.items()):
