@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import (
     Spawner,
@@ -130,8 +131,8 @@ def test_the_pm2_daemon_holding_a_cluster_port_is_never_signalled(pm2: Pm2,
     assert "portside kill" not in why.stdout
 
 
-async def test_the_dashboard_refuses_the_pm2_daemon_with_the_reason(pm2: Pm2,
-                                                                   tmp_path: Path) -> None:
+async def test_the_dashboard_refuses_to_signal_the_pm2_daemon_and_frees_the_app_for_good(
+        pm2: Pm2, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from portside.system.backend import LiveBackend
 
     pm2.port = free_port()
@@ -141,13 +142,41 @@ async def test_the_dashboard_refuses_the_pm2_daemon_with_the_reason(pm2: Pm2,
              timeout=30)
     daemon = pm2.daemon()
     assert daemon is not None
-    app = PortsideApp(LiveBackend(), interval=0.5)
+    monkeypatch.setenv("PATH", pm2.path_env["PATH"])  # pm2 on PATH, as its user has it
+    app = PortsideApp(LiveBackend(), interval=0.5, settle=1)
     async with running(app) as pilot:
         await highlight(pilot, pm2.port, daemon)
-        for key in ("t", "k", "f"):
+        for key in ("t", "k"):
             await pilot.press(key)
             await pilot.pause()
             assert not isinstance(app.screen, ConfirmScreen), key
         said = " ".join(notes(app))
         assert f"PID {daemon} is the pm2 daemon" in said and "pm2 stop NAME" in said, said
+        await pilot.press("f")  # what frees it for good: pm2 stops the app, no signal
+        screen = await dialog(pilot)
+        assert [r.command for r in screen.plan.requests] == [f"PM2_HOME={pm2.home} pm2 stop web"]
+        assert screen.plan.targets == () and screen.plan.first == ()
+        await pilot.press(*(f"{daemon}\r" if screen.plan.typed_pid else "y"))
+        await settled(pilot)
+        said = " ".join(notes(app))
+        assert f"Port {pm2.port} is free." in said and "pm2 stopped web" in said, said
     assert alive(daemon)
+    assert not [s for s in list_json(f":{pm2.port}") if s["state"] == "LISTEN"]
+
+
+async def test_the_dashboard_frees_a_looped_server_for_good(loop: Loop) -> None:
+    from portside.system.backend import LiveBackend
+
+    server = loop.server()
+    app = PortsideApp(LiveBackend(), interval=0.5, settle=2)
+    async with running(app) as pilot:
+        await highlight(pilot, loop.port, server)
+        await pilot.press("f")
+        screen = await dialog(pilot)
+        assert [t.pid for t in screen.plan.first] == [loop.shell.pid]
+        assert [t.pid for t in screen.plan.targets] == [server]
+        await pilot.press(*(f"{loop.shell.pid}\r" if screen.plan.typed_pid else "y"))
+        await settled(pilot)
+        said = " ".join(notes(app))
+        assert f"Port {loop.port} is free." in said and "taken again" not in said, said
+    assert loop.shell.wait(10) is not None and not alive(server)

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import alive, list_json, run_cli, wait_for
+from conftest import Tmux, alive, list_json, portside_cmd, run_cli, wait_for
 from managed import (
     APP_JS,
     Loop,
@@ -425,3 +425,29 @@ def test_markers_are_read_once_per_process(fake: FakeProc) -> None:
     # A new process on the same PID (another start time) is read again.
     fake.procs[101] = fake.procs[101]._replace(create_time=5000.0)
     assert index.markers(fake.procs[101]).env == {"npm_lifecycle_event": "start"}
+
+
+# The dashboard in a real terminal -------------------------------------------------------------
+
+
+def test_the_dashboard_in_a_terminal_names_the_manager_and_frees_for_good(
+        loop: Loop, tmux: Callable[..., Tmux]) -> None:
+    server = loop.server()
+    term = tmux([*portside_cmd(), f":{loop.port}", "--settle", "1"], size=(180, 45))
+    screen = term.wait_text("sh loop", timeout=30)
+    assert "MANAGER" in screen and str(server) in screen
+    screen = term.wait_text("shell restart loop (sh)")
+    assert f"PID {loop.shell.pid} sh -c 'while true;" in screen
+    assert f"PID {server} python" in screen and "serves" in screen
+    term.send("t")
+    screen = term.wait_text("Press a to free it for good instead")
+    assert f"PID {server} is restarted by the shell loop PID {loop.shell.pid}" in screen
+    term.wait_text("Ready: press y")  # keys before that are dropped
+    term.send("a")
+    term.wait_text("for good: stop what restarts it, then its holders?")
+    term.wait_text("Ready: press y")
+    term.send("y")
+    term.wait_text(f"Port {loop.port} is free", timeout=30)
+    assert loop.shell.wait(10) is not None and not alive(server)
+    term.send("q")
+    assert term.exit_code() == 0

@@ -513,7 +513,8 @@ async def test_watch_notifies_when_the_port_is_freed_and_taken() -> None:
         clock[0] += 10  # long after: a new server, not a restart
         app.apply_snapshot(demo_snapshot())
         await pilot.pause()
-        assert any("something listens now: PID 2001 (node), started by PID 1204 (bash)" in n
+        assert any("something listens now: PID 2001 (node), started by the package script "
+                   "npm run dev (PID 2000)" in n
                    for n in notes(app)), notes(app)
         assert len(bells) == 2
         # Freed and taken again within the settle time: something restarts it.
@@ -522,7 +523,8 @@ async def test_watch_notifies_when_the_port_is_freed_and_taken() -> None:
         app.apply_snapshot(demo_snapshot())
         await pilot.pause()
         assert any("Port 3000 was taken again 0.5s after it was freed, by PID 2001 (node), "
-                   "started by PID 1204 (bash): something restarts it" in n
+                   "started by the package script npm run dev (PID 2000): something restarts "
+                   "it" in n
                    for n in notes(app)), notes(app)
         await pilot.press("w")
         assert 3000 not in main(app).watched and ":3000" not in header(app)
@@ -554,7 +556,12 @@ async def test_probe_help_and_copy() -> None:
         assert "Filter syntax" in help_text and "Terminate the highlighted process" in help_text
         await pilot.press("escape")
         await pilot.press("c", "C")
-        assert copied == ["2001", "node /home/alice/shop/node_modules/.bin/next dev -p 3000"]
+        # Managed by `npm run dev`: c copies what stops it for good; C the command line.
+        assert copied == ["kill 2000 2001",
+                          "node /home/alice/shop/node_modules/.bin/next dev -p 3000"]
+        goto(app, 5173)  # nobody manages it: c copies the PID
+        await pilot.press("c")
+        assert copied[-1] == "2044"
 
 
 async def palette_run(pilot: Any, words: str) -> None:

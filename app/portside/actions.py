@@ -31,6 +31,8 @@ GRACE: Final = 5.0
 """Seconds a SIGTERM gets before its outcome is judged (dashboard and `kill --grace`)."""
 KILL_GRACE: Final = 2.0
 """Seconds a SIGKILL gets: the kernel ends the process at once; closing takes a moment."""
+FIRST_WAIT: Final = 1.0
+"""Seconds the processes that restart a holder get to end it, before it is signalled too."""
 SETTLE: Final = 3.0
 """Seconds a freed port must stay free to count as freed (a restarter may take it again)."""
 
@@ -53,6 +55,18 @@ def addr_of(sock: Socket) -> SocketAddr:
     return SocketAddr(sock.proto, sock.laddr, sock.lport)
 
 
+class Request(NamedTuple):
+    """A manager asked to stop what it runs: supervisord over XML-RPC, or `pm2 stop`."""
+
+    via: Literal["supervisord", "pm2"]
+    name: str  # supervisord's "group:name", or the pm2 app
+    url: str  # supervisord's server URL
+    home: str  # PM2_HOME
+    tool: str  # the pm2 executable, when known
+    command: str  # the same, as a command a person would type
+    holders: tuple[int, ...]  # the holders it stops
+
+
 class ActionPlan(NamedTuple):
     """What the user is asked to confirm, frozen when the dialog opens."""
 
@@ -65,19 +79,30 @@ class ActionPlan(NamedTuple):
     socket: str  # the socket the action came from, as shown to the user
     operator: str = ""  # whose processes need no typed PID
     grace: float = GRACE
+    # Freeing for good: managers asked to stop their program, and the processes that
+    # restart a holder (signalled first; then only the targets still holding are).
+    requests: tuple[Request, ...] = ()
+    first: tuple[Target, ...] = ()
+    cautions: tuple[str, ...] = ()  # "PID X is restarted by Y: signalling it frees ..."
+    stop: str = ""  # the command that frees the port for good, when a manager is involved
+
+    @property
+    def for_good(self) -> bool:
+        """True when the plan stops what restarts the holders, not only the holders."""
+        return bool(self.requests or self.first)
 
     @property
     def typed_pid(self) -> int | None:
         """The PID the user must type: the first target that is not the operator's."""
-        for t in self.targets:
+        for t in (*self.first, *self.targets):
             if t.username != self.operator:
                 return t.pid
         return None
 
     @property
     def others(self) -> tuple[Target, ...]:
-        """Holders that confirming would not signal."""
-        chosen = {t.pid for t in self.targets}
+        """Holders that confirming would neither signal nor have their manager stop."""
+        chosen = {t.pid for t in self.targets} | {p for r in self.requests for p in r.holders}
         return tuple(h for h in self.holders if h.pid not in chosen)
 
     def every_holder(self) -> ActionPlan:
@@ -87,11 +112,12 @@ class ActionPlan(NamedTuple):
     def follow_up(self, targets: tuple[Target, ...]) -> ActionPlan:
         """A new plan (a new confirmation) for holders the first one did not signal."""
         return self._replace(kind="terminate" if self.sig != signal.SIGKILL else "kill",
-                             targets=targets)
+                             targets=targets, requests=(), first=())
 
     def escalation(self, targets: tuple[Target, ...], grace: float) -> ActionPlan:
         """SIGKILL for exactly these targets (they got SIGTERM and still hold on)."""
-        return self._replace(kind="kill", sig=signal.SIGKILL, targets=targets, grace=grace)
+        return self._replace(kind="kill", sig=signal.SIGKILL, targets=targets, grace=grace,
+                             requests=(), first=())
 
     @property
     def verb(self) -> str:
@@ -103,11 +129,15 @@ class ActionPlan(NamedTuple):
     @property
     def choice(self) -> str:
         """This plan as an alternative to another: what choosing it does."""
+        if self.for_good:
+            return "Free for good"
         return f"{signal_name(self.sig)} all {len(self.targets)}: PID {pid_list(self.targets)}"
 
     @property
     def title(self) -> str:
         """The dialog's question (plain text: names are never markup)."""
+        if self.kind == "free" and self.for_good:
+            return f"Free port {self.port} for good: stop what restarts it, then its holders?"
         if self.kind == "free":
             return f"Free port {self.port}: SIGTERM every holder ({len(self.targets)})?"
         verb = "Kill (SIGKILL)" if self.sig == signal.SIGKILL else "Terminate (SIGTERM)"
@@ -158,7 +188,7 @@ def origin(pid: int, managers: Mapping[int, Manager], parent: str | None) -> str
     manager runs it, else "started by PID 12 (sh)" (its parent), else None."""
     m = managers.get(pid)
     if m is not None and m.pid is not None and m.pid != pid and m.kind != "unknown":
-        return f"restarted by {manager_title(m)}"
+        return f"{'started' if m.restarts == 'never' else 'restarted'} by {manager_title(m)}"
     return f"started by {safe_text(parent)}" if parent else None
 
 
@@ -236,18 +266,6 @@ def judge(plan: ActionPlan, results: list[SignalResult], holders: PortHolders | 
 
 
 # Freeing a port for good ---------------------------------------------------------------
-
-
-class Request(NamedTuple):
-    """A manager asked to stop what it runs: supervisord over XML-RPC, or `pm2 stop`."""
-
-    via: Literal["supervisord", "pm2"]
-    name: str  # supervisord's "group:name", or the pm2 app
-    url: str  # supervisord's server URL
-    home: str  # PM2_HOME
-    tool: str  # the pm2 executable, when known
-    command: str  # the same, as a command a person would type
-    holders: tuple[int, ...]  # the holders it stops
 
 
 class ForGood(NamedTuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .model import (
     Diagnosis,
@@ -20,6 +20,9 @@ from .model import (
     holder_pids,
     listeners_on,
 )
+
+if TYPE_CHECKING:
+    from .actions import Request
 
 
 class PortHolders(NamedTuple):
@@ -88,6 +91,9 @@ class Backend(Protocol):
 
     def started_by(self, pid: int) -> str | None:
         """Who started this process ("PID 12 (sh)"), when that is not init."""
+
+    def ask(self, request: Request) -> tuple[bool, str]:
+        """Ask a manager (supervisord, pm2) to stop its program: (done, what it said)."""
 
     def diagnose(self, port: int) -> Diagnosis:
         """The EADDRINUSE diagnosis for a port (probes bind() for real)."""

@@ -10,6 +10,7 @@ import signal
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .actions import Request
 from .backend import Identity, PortHolders
 from .model import (
     DENIED,
@@ -21,6 +22,7 @@ from .model import (
     Diagnosis,
     Family,
     Gaps,
+    Manager,
     ProcessInfo,
     Proto,
     SignalResult,
@@ -51,13 +53,18 @@ def _procs() -> dict[int, ProcessInfo]:
            "sleeping", "/", 9 << 20, 0.0, "ssh.service"),
         _P(1204, 812, "bash", t - 7200, "alice", "/usr/bin/bash", ("-bash",), "sleeping",
            "/home/alice", 5 << 20, 0.0),
-        _P(2001, 1204, "node", t - 3725, "alice", "/usr/bin/node",
+        _P(2000, 1204, "npm run dev", t - 3726, "alice", "/usr/bin/node", ("npm run dev",),
+           "sleeping", "/home/alice/shop", 52 << 20, 0.0),
+        _P(2001, 2000, "node", t - 3725, "alice", "/usr/bin/node",
            ("node", "/home/alice/shop/node_modules/.bin/next", "dev", "-p", "3000"),
            "sleeping", "/home/alice/shop", 412 << 20, 3.5),
         _P(2044, 1204, "node", t - 1520, "alice", "/usr/bin/node",
            ("node", "/home/alice/admin/node_modules/.bin/vite", "--port", "5173"),
            "sleeping", "/home/alice/admin", 188 << 20, 0.7),
-        _P(2301, 1204, "python3", t - 95, "alice", "/usr/bin/python3.11",
+        _P(2300, 1204, "sh", t - 4000, "alice", "/usr/bin/dash",
+           ("sh", "-c", "while true; do python3 -m http.server 8000; sleep 1; done"),
+           "sleeping", "/home/alice/site", 1 << 20, 0.0),
+        _P(2301, 2300, "python3", t - 95, "alice", "/usr/bin/python3.11",
            ("python3", "-m", "http.server", "8000"), "sleeping", "/home/alice/site",
            21 << 20, 0.0),
         _P(1500, 1, "postgres", t - 86400 * 3, "postgres", "/usr/lib/postgresql/15/bin/postgres",
@@ -139,6 +146,35 @@ def _established() -> list[Socket]:
 CONNECTIONS = {3000: 4, 5432: 6, 80: 12, 443: 31, 6379: 2, 8080: 3}
 
 
+def _managers() -> dict[int, Manager]:
+    """Who manages the demo's holders, as the live detection would judge them."""
+    loop = ("sh -c 'while true; do python3 -m http.server 8000; sleep 1; done'")
+    npm = Manager("script", "npm run dev", 2000, "'npm run dev'", "never", "kill 2000 2001",
+                  ("PID 2000 is npm ('npm run dev')", "npm_lifecycle_event=dev",
+                   "signal npm and the server together: npm alone leaves the server running"))
+    shell = Manager("loop", "sh", 2300, loop, "always", "kill 2300 2301",
+                    (f"PID 2300 is a shell running a restart loop: {loop[7:-1]}",),
+                    "PID 2301 is restarted by the shell loop PID 2300: signalling it frees "
+                    "the port only until the shell loop restarts it")
+
+    def master(name: str, pid: int, workers: tuple[int, ...], command: str) -> Manager:
+        return Manager("prefork", name, pid, command, "always", f"kill {pid}",
+                       (f"PID {pid} holds the socket and its children (PID "
+                        f"{', '.join(map(str, workers))}) hold it too",
+                        f"{name} starts a new worker when one dies"))
+
+    gunicorn = master("gunicorn", 3100, (3101, 3102), "'gunicorn: master [api:app]'")
+    nginx = master("nginx", 990, (991, 992), "'nginx: master process /usr/sbin/nginx'")
+    out = {2001: npm, 2301: shell}
+    for pid in (3100, 3101, 3102):
+        out[pid] = gunicorn if pid == 3100 else gunicorn._replace(
+            caution=f"PID {pid} is restarted by the master PID 3100: signalling it frees "
+            "the port only until the master restarts it")
+    for pid in (990, 991, 992):
+        out[pid] = nginx
+    return out
+
+
 def demo_snapshot(all_states: bool = False, gone: frozenset[int] = frozenset(),
                   taken_at: float = DEMO_TIME, monotonic: float = DEMO_MONOTONIC) -> Snapshot:
     """The demo machine; processes in `gone` have exited (their sockets with them)."""
@@ -151,10 +187,13 @@ def demo_snapshot(all_states: bool = False, gone: frozenset[int] = frozenset(),
     unknown = sum(1 for s in socks if not s.holders and s.state != "TIME_WAIT")
     gaps = Gaps(is_root=False, unreadable_pids=3, unknown_owner=unknown,
                 unknown_reason=HIDDEN_AS_USER)
+    managers = {pid: m for pid, m in _managers().items()
+                if pid not in gone and (m.pid is None or m.pid not in gone)}
     return Snapshot(taken_at=taken_at, monotonic=monotonic, sockets=tuple(socks),
                     processes=make_processes(procs), gaps=gaps, source="demo",
                     all_states=all_states, duration=0.012,
-                    connections=MappingProxyType(dict(CONNECTIONS)))
+                    connections=MappingProxyType(dict(CONNECTIONS)),
+                    managers=MappingProxyType(managers))
 
 
 @dataclass
@@ -166,6 +205,7 @@ class DemoBackend:
     gone: set[int] = field(default_factory=set)
     sent: list[tuple[int, int]] = field(default_factory=list)  # (pid, signal) delivered
     samples: int = 0
+    asked: list[Request] = field(default_factory=list)  # managers asked to stop a program
 
     def sample(self, all_states: bool) -> Snapshot:
         """The demo snapshot, minus what was ended."""
@@ -201,6 +241,12 @@ class DemoBackend:
         procs = _procs()
         parent = procs.get(procs[pid].ppid or 0) if pid in procs else None
         return f"PID {parent.pid} ({parent.name})" if parent and parent.pid > 1 else None
+
+    def ask(self, request: Request) -> tuple[bool, str]:
+        """Pretend the manager stopped its program: its holders are gone."""
+        self.asked.append(request)
+        self.gone.update(request.holders)
+        return True, f"{request.via} stopped {request.name}"
 
     def diagnose(self, port: int) -> Diagnosis:
         """The diagnosis with made-up bind() results that match the demo's sockets."""

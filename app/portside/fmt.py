@@ -161,8 +161,8 @@ def describe_target(t: Target, now: float | None = None) -> tuple[str, str]:
     return head, safe_text(join_cmdline(t.cmdline) or "?")
 
 
-def manager_cell(m: Manager | None) -> str:
-    """Who manages a socket's holder, in a few words ("" for nobody)."""
+def manager_cell(m: Manager | None, pid: bool = True) -> str:
+    """Who manages a socket's holder, in a few words ("" for nobody), with its PID."""
     if m is None:
         return ""
     name = safe_text(m.name)
@@ -170,7 +170,7 @@ def manager_cell(m: Manager | None) -> str:
             "script": name or "package script", "supervisord": f"supervisord {name}",
             "pm2": f"pm2 {name}" if name else "pm2", "loop": f"{name} loop",
             "orphan": "orphan", "unknown": "unknown"}.get(m.kind, m.kind)
-    return text.strip() + (f" ({m.pid})" if m.pid is not None else "")
+    return text.strip() + (f" ({m.pid})" if pid and m.pid is not None else "")
 
 
 def manager_title(m: Manager) -> str:

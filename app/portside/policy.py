@@ -10,10 +10,10 @@ import signal
 from collections.abc import Collection
 from typing import Final, Literal
 
-from .actions import GRACE, ActionKind, ActionPlan, addr_of
+from .actions import GRACE, ActionKind, ActionPlan, Request, addr_of, for_good
 from .daemons import manager_refusal
 from .fmt import format_endpoint
-from .model import TIME_WAIT, Snapshot, Socket, holder_pids, listeners_on
+from .model import TIME_WAIT, Snapshot, Socket, Target, holder_pids, listeners_on
 from .view import GONE, Row
 
 RowAction = Literal["terminate", "kill", "free", "copy_pid", "copy_cmdline", "watch", "probe"]
@@ -80,7 +80,14 @@ def unavailable(action: RowAction, row: Row | None, snap: Snapshot | None, own_p
         return "only a listening socket's port can be freed"
     if why:
         return why
-    for pid in sock.holders if action == "free" else (sock.pid,):
+    pids: tuple[int | None, ...] = (sock.pid,)
+    if action == "free":
+        good = for_good(sock.lport, snap)
+        if good.blocked:
+            return f"it cannot be freed for good: {good.blocked[0]}"
+        # Holders a manager is asked to stop get no signal: only the rest are checked.
+        pids = tuple(t.pid for t in (*good.managers, *good.holders))
+    for pid in pids:
         why = refusal(pid, own_pid, protected)
         if why:
             return why
@@ -97,21 +104,33 @@ def plan(kind: ActionKind, row: Row, snap: Snapshot, operator: str,
          grace: float = GRACE) -> ActionPlan:
     """Freeze what a confirmation will act on, from the snapshot on screen now.
 
-    Ask unavailable() first: this assumes the row can be acted on.
+    Ask unavailable() first: this assumes the row can be acted on. "free" frees the port
+    for good: managers are asked to stop their program, the processes that restart a
+    holder are signalled first, then the holders.
     """
     sock = row.sock
+    requests: tuple[Request, ...] = ()
+    first: tuple[Target, ...] = ()
     if kind == "free":
         # Every listening socket on the port, with every holder of each.
         socks = listeners_on(snap, sock.lport)
         holders = snap.targets(holder_pids(socks))
-        chosen, addrs = holders, tuple(sorted({addr_of(s) for s in socks}))
+        good = for_good(sock.lport, snap)
+        chosen, requests, first = good.holders, good.requests, good.managers
+        addrs = tuple(sorted({addr_of(s) for s in socks}))
     else:
         holders = snap.targets(sock.holders)
         chosen = snap.targets((sock.pid,) if sock.pid is not None else ())
         addrs = (addr_of(sock),)
     port = sock.lport if sock.is_listening else None
     label = f"{sock.proto_label} {format_endpoint(sock.laddr, sock.lport)} {sock.state}"
+    managers = [m for t in holders if (m := snap.managers.get(t.pid)) is not None]
+    cautions = tuple(dict.fromkeys(
+        m.caution for t in chosen if (m := snap.managers.get(t.pid)) is not None
+        and m.caution and not manager_refusal(t.pid, t.name, t.cmdline)))
+    stop = "; ".join(dict.fromkeys(m.stop for m in managers
+                                   if m.stop and m.kind not in ("orphan", "unknown")))
     # Another user's process (or root's, when a person runs us through sudo) must be
     # confirmed by typing its PID; one's own processes need only `y`.
     return ActionPlan(kind, SIGNALS[kind], chosen, holders, port, addrs, label, operator,
-                      grace)
+                      grace, requests, first, cautions, stop)

@@ -8,6 +8,7 @@ import threading
 
 import psutil
 
+from ..actions import Request
 from ..backend import Identity, PortHolders
 from ..model import Diagnosis, SignalResult, Snapshot, Target
 from . import control
@@ -64,6 +65,12 @@ class LiveBackend:
     def started_by(self, pid: int) -> str | None:
         """The parent of a process, as "PID 12 (sh)" (None for init or unknown)."""
         return control.started_by(pid)
+
+    def ask(self, request: Request) -> tuple[bool, str]:
+        """supervisord over XML-RPC, or `pm2 stop`."""
+        from .freeing import ask
+
+        return ask(request)
 
     def diagnose(self, port: int) -> Diagnosis:
         """The `portside why` diagnosis."""

@@ -14,14 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..actions import ForGood, Request
+from ..actions import FIRST_WAIT, ForGood, Request
 from ..fmt import safe_text
 from ..model import SENT, SignalResult
 from . import control
 from .sampler import Sampler
 
 REQUEST_TIMEOUT = 30.0  # seconds a manager gets to stop a program (supervisord waits for it)
-FIRST_WAIT = 1.0  # seconds the restarters get to end their children before those are signalled
 
 
 class _UnixConnection(http.client.HTTPConnection):

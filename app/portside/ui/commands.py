@@ -55,7 +55,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("details", "d", "toggle('details')", "Details", "Show or hide the details pane",
             show=False),
     Command("copy_pid", "c", "copy_pid", "Copy PID",
-            "Copy the highlighted PID to the clipboard", show=False, row="copy_pid"),
+            "Copy the highlighted PID (on a managed row, the command that stops it for "
+            "good) to the clipboard", show=False, row="copy_pid"),
     Command("copy_cmdline", "C", "copy_cmdline", "Copy cmd",
             "Copy the highlighted command line to the clipboard", show=False,
             row="copy_cmdline"),

@@ -13,7 +13,7 @@ from ..fmt import (
     state_cell,
     time_left_cell,
 )
-from ..model import TIME_WAIT, ProcessInfo, Snapshot, Socket, owner_unknown
+from ..model import TIME_WAIT, Manager, ProcessInfo, Snapshot, Socket, owner_unknown
 from ..view import GONE, Row, TableModel
 
 LABEL = "bold"
@@ -111,12 +111,19 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
     _line(text, "cwd", safe_text(proc.cwd or "?"))
     text.append("command\n", LABEL)
     text.append(safe_text(join_cmdline(proc.cmdline) or "?") + "\n")
+    manager = snap.manager(sock)
+    if manager is not None:
+        _managed_by(text, snap, manager)
     text.append(f"\nholders ({len(sock.holders)})\n", LABEL)
     for pid in sock.holders:
         holder = snap.process(pid)
         name = safe_text(holder.name) if holder else "?"
         user = safe_text(holder.username or "?") if holder else "?"
-        text.append(f"  PID {pid} {name} ({user})\n")
+        m = snap.managers.get(pid)
+        # The reloader or master apart from the children that serve.
+        role = f"  {m.role(pid)}" if m is not None and m.kind not in ("orphan", "unknown") \
+            else ""
+        text.append(f"  PID {pid} {name} ({user}){role}\n")
     others = [s for s in model.sockets_of(proc.pid) if s.key != sock.key]
     if others:
         text.append(f"\nother sockets of PID {proc.pid} ({len(others)})\n", LABEL)
@@ -125,6 +132,31 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
         if len(others) > 12:
             text.append(f"  … {len(others) - 12} more\n", MUTED)
     return text
+
+
+_KINDS = {"reloader": "reloader", "prefork": "prefork master", "script": "package script",
+          "supervisord": "supervisord", "pm2": "pm2", "loop": "shell restart loop",
+          "orphan": "orphan: its starter is gone", "unknown": "unknown"}
+
+
+def _managed_by(text: Text, snap: Snapshot, m: Manager) -> None:
+    """Who manages the row's holder: what restarts it, and what stops it for good."""
+    text.append("\nmanaged by\n", LABEL)
+    _line(text, "kind", _KINDS.get(m.kind, m.kind) + (f" ({safe_text(m.name)})"
+                                                      if m.name else ""))
+    if m.pid is not None:
+        proc = snap.process(m.pid)
+        command = m.command or (join_cmdline(proc.cmdline) if proc else "")
+        _line(text, "by", f"PID {m.pid} {safe_text(command)}")
+    _line(text, "restarts", m.restarts)
+    if m.stop:
+        _line(text, "stop", safe_text(m.stop) + ("  (c copies it)" if m.kind not in
+                                                    ("orphan", "unknown") else ""))
+    if m.caution:
+        text.append(f"{safe_text(m.caution)}\n", "bold")
+    text.append("judged from\n", LABEL)
+    for item in m.evidence:
+        text.append(f"  · {safe_text(item)}\n", MUTED)
 
 
 def _time_wait(text: Text, model: TableModel, row: Row, now: float) -> None:

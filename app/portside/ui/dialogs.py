@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Static
 
 from ..actions import GRACE, ActionPlan, pid_list
 from ..fmt import describe_target, format_duration, safe_text
+from ..model import Target
 from ..query import SYNTAX_HELP
 
 # A confirmation takes y, Enter or a click only once it has been on screen this long: keys
@@ -45,17 +46,38 @@ class ArmedInput(Input):
         super()._on_paste(event)
 
 
+def _target(body: Text, t: Target, role: str = "") -> None:
+    head, command = describe_target(t)
+    body.append(f"PID {t.pid}", "bold")
+    body.append(head.removeprefix(f"PID {t.pid}") + (f"  ({role})" if role else "") + "\n")
+    body.append(f"  {command}\n", "dim")
+
+
 def plan_body(plan: ActionPlan, alternative: ActionPlan | None = None) -> Text:
     """The dialog's body: the socket, every target, and what signalling them will not do."""
     kill = plan.sig == signal.SIGKILL
     body = Text()
     body.append(f"socket  {plan.socket}  ")
     body.append(f"held by {len(plan.holders)} process(es)\n\n")
+    for req in plan.requests:
+        body.append(f"First, ask {req.via} to stop {safe_text(req.name)}", "bold")
+        body.append(f": {safe_text(req.command)}\n")
+        body.append(f"  PID {', '.join(map(str, req.holders))} holds the port for it: no "
+                    "signal is sent to it\n", "dim")
+    if plan.first:
+        body.append("First, SIGTERM what restarts the holders:\n", "bold")
+        for t in plan.first:
+            _target(body, t, "restarter")
+        if plan.targets:
+            body.append("Then, if they still hold the port:\n", "bold")
     for t in plan.targets:
-        head, command = describe_target(t)
-        body.append(f"PID {t.pid}", "bold")
-        body.append(head.removeprefix(f"PID {t.pid}") + "\n")
-        body.append(f"  {command}\n", "dim")
+        _target(body, t)
+    for caution in plan.cautions if not plan.for_good else ():
+        body.append(f"\n{caution}.", "bold")
+        if alternative is not None and alternative.for_good:
+            body.append(f" Press a to free it for good instead ({safe_text(plan.stop)}).",
+                        "bold")
+        body.append("\n")
     others = plan.others
     if others:
         body.append(f"\n{len(plan.holders)} processes hold this socket: signalling "

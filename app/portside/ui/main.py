@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 
 from .. import policy
 from ..actions import (
+    FIRST_WAIT,
     KILL_GRACE,
     SETTLE,
     ActionKind,
@@ -407,8 +408,14 @@ class MainScreen(Screen[None]):
         row = self.query_one(SocketTable).current
         snap = self.model.snapshot
         assert row is not None and snap is not None  # unavailable() said so
-        plan = policy.plan(kind, row, snap, self.backend.identity.operator, self.grace)
-        self.ask(plan, plan.every_holder() if plan.others else None)
+        operator = self.backend.identity.operator
+        plan = policy.plan(kind, row, snap, operator, self.grace)
+        alternative = plan.every_holder() if plan.others else None
+        if kind != "free" and plan.cautions and self.unavailable("free") is None:
+            # Something restarts it: offer what frees the port for good.
+            good = policy.plan("free", row, snap, operator, self.grace)
+            alternative = good if good.for_good else alternative
+        self.ask(plan, alternative)
 
     def ask(self, plan: ActionPlan, alternative: ActionPlan | None = None,
             context: tuple[str, ...] = ()) -> None:
@@ -424,9 +431,23 @@ class MainScreen(Screen[None]):
     @work(thread=True, group="action", exit_on_error=False)
     def _carry_out(self, plan: ActionPlan) -> None:
         """Signal exactly the plan's targets, then poll until its sockets are free (or its
-        targets exit), for at most the grace period; post the judged outcome."""
+        targets exit), for at most the grace period; post the judged outcome.
+
+        Freeing for good comes first: the managers asked, the restarters signalled; then
+        only the targets still holding the port are signalled."""
         worker = get_current_worker()
-        results = [self.backend.send_signal(t, plan.sig) for t in plan.targets]
+        said = [self.backend.ask(req)[1] for req in plan.requests]
+        results = [self.backend.send_signal(t, plan.sig) for t in plan.first]
+        targets = plan.targets
+        if plan.for_good and plan.port is not None:
+            port = plan.port
+            deadline = time.monotonic() + FIRST_WAIT
+            while not (held := self.backend.holders(port)).free and \
+                    time.monotonic() < deadline and not worker.cancelled_event.wait(POLL):
+                pass
+            targets = tuple(t for t in targets if t.pid in held.pids)
+        results += [self.backend.send_signal(t, plan.sig) for t in targets]
+        acted = bool(plan.requests) or any(r.outcome == SENT for r in results)
         deadline = time.monotonic() + plan.grace
         holders: PortHolders | None = None
         alive: list[Target] = []
@@ -439,18 +460,17 @@ class MainScreen(Screen[None]):
                 alive = [t for t in plan.targets if self.backend.is_alive(t)]
                 done = not alive
             left = deadline - time.monotonic()
-            if done or left <= 0 or not any(r.outcome == SENT for r in results):
+            if done or left <= 0 or not acted:
                 break
             self.post_message(ActionProgress(plan, left))
             if worker.cancelled_event.wait(min(POLL, left)):
                 break  # the app is closing
-        if holders is not None and done and self.settle > 0 and \
-                any(r.outcome == SENT for r in results):
+        outcome: Outcome | None = None
+        if holders is not None and done and self.settle > 0 and acted:
             outcome = self._settle(plan, results, holders)
-            if outcome is not None:
-                self.post_message(ActionDone(plan, outcome))
-                return
-        self.post_message(ActionDone(plan, judge(plan, results, holders, alive)))
+        if outcome is None:
+            outcome = judge(plan, results, holders, alive)
+        self.post_message(ActionDone(plan, outcome._replace(lines=(*outcome.lines, *said))))
 
     def _settle(self, plan: ActionPlan, results: list[SignalResult], free: PortHolders
                 ) -> Outcome | None:
@@ -508,9 +528,16 @@ class MainScreen(Screen[None]):
     # Copy -------------------------------------------------------------------------------
 
     def action_copy_pid(self) -> None:
-        """Copy the PID (OSC 52)."""
+        """Copy the PID (OSC 52); on a managed row, the command that stops it for good."""
         row = self.query_one(SocketTable).current
         if self._explain("copy_pid") or row is None:
+            return
+        snap = self.model.snapshot
+        m = snap.manager(row.sock) if snap is not None else None
+        if m is not None and m.stop and m.kind not in ("orphan", "unknown"):
+            self.app.copy_to_clipboard(m.stop)
+            self.notify(f"Copied the command that stops it for good: {safe_text(m.stop)}",
+                        timeout=4)
             return
         self.app.copy_to_clipboard(str(row.sock.pid))
         self.notify(f"Copied PID {row.sock.pid}.", timeout=2)

@@ -25,6 +25,7 @@ from ..fmt import (
     format_duration,
     format_endpoint,
     holders_cell,
+    manager_cell,
     safe_text,
     state_cell,
     time_left_cell,
@@ -58,14 +59,17 @@ COLUMNS = (
     Column("time", "TIME", 7, "time", right=True),
     Column("conns", "CONN", 4, None, right=True),
     Column("tw", "TW", 4, None, right=True),
+    Column("manager", "MANAGER", 10, None, flex=2, max_width=30),
 )
 # Dropped first when the terminal is narrow.
-DROP_ORDER = ("tw", "conns", "user", "remote", "proto", "time")
+DROP_ORDER = ("tw", "conns", "manager", "user", "remote", "proto", "time")
 
 
-def layout(width: int, all_states: bool) -> list[tuple[Column, int]]:
-    """Columns and widths that fit `width` cells (one space between columns)."""
-    cols = [c for c in COLUMNS if all_states or c.id != "remote"]
+def layout(width: int, all_states: bool, managed: bool = False) -> list[tuple[Column, int]]:
+    """Columns and widths that fit `width` cells (one space between columns); the
+    manager column only when some holder has a manager."""
+    cols = [c for c in COLUMNS if (all_states or c.id != "remote")
+            and (managed or c.id != "manager")]
     if all_states:
         cols = [c for c in cols if c.id not in ("conns", "tw")]
     for drop in DROP_ORDER:
@@ -213,12 +217,12 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.cursor_key: RowKey | None = None
         self._layout: list[tuple[Column, int]] = []
-        self._layout_for: tuple[int, bool] = (-1, False)
+        self._layout_for: tuple[int, bool, bool] = (-1, False, False)
         self._frame: tuple[object, ...] = ()  # the visible rows' identity when painted
         self._shown: list[str] = []  # and their texts
         self._styles: dict[str, Style] = {}
         self._texts: dict[int, str] = {}  # id(row) -> its line, as the last tick made it
-        self._texts_layout: tuple[int, bool] = (-1, False)
+        self._texts_layout: tuple[int, bool, bool] = (-1, False, False)
 
     # Data -----------------------------------------------------------------------------
 
@@ -331,11 +335,13 @@ class SocketTable(ScrollView, can_focus=True):
         self.virtual_size = Size(event.size.width, len(self.model.view) + 1)
 
     def _columns(self) -> list[tuple[Column, int]]:
-        all_states = bool(self.model.snapshot and self.model.snapshot.all_states)
+        snap = self.model.snapshot
+        all_states = bool(snap and snap.all_states)
+        managed = bool(snap and snap.managers)
         width = self.scrollable_content_region.width  # without the scrollbar
-        key = (width, all_states)
+        key = (width, all_states, managed)
         if key != self._layout_for:
-            self._layout = layout(width, all_states)
+            self._layout = layout(width, all_states, managed)
             self._layout_for = key
         return self._layout
 
@@ -445,6 +451,8 @@ class SocketTable(ScrollView, can_focus=True):
         cells["pid"] = holders_cell(sock)
         cells["process"] = safe_text(proc.name) if proc else "?"
         cells["user"] = safe_text(sock.user or "")
+        if snap is not None and snap.managers:
+            cells["manager"] = manager_cell(snap.manager(sock), pid=False)
         if proc is not None and snap is not None and left is None:
             cells["time"] = format_age(snap.taken_at + (now - snap.monotonic)
                                        - proc.create_time)
