@@ -7,6 +7,7 @@ for the whole settle time."""
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import tempfile
 import textwrap
@@ -451,3 +452,31 @@ def test_the_dashboard_in_a_terminal_names_the_manager_and_frees_for_good(
     assert loop.shell.wait(10) is not None and not alive(server)
     term.send("q")
     assert term.exit_code() == 0
+
+
+# free: confirmation, dry run, refusals ----------------------------------------------------------
+
+
+def test_free_asks_first_and_refuses_without_a_terminal(spawn: Any) -> None:
+    held = spawn()
+    res = run_cli("free", f":{held.port}")  # stdin is not a terminal, and no --yes
+    assert res.returncode == 2 and "refusing to act without confirmation" in res.stderr
+    dry = run_cli("free", f":{held.port}", "--dry-run")
+    assert dry.returncode == 0 and f"Would free port {held.port} for good:" in dry.stdout
+    assert "dry run: nothing done" in dry.stdout and alive(held.pid)
+    res = run_cli("free", f":{held.port}", "--yes", "--settle", "0.5")
+    assert res.returncode == 0 and f"PID {held.pid}: SIGTERM sent" in res.stdout
+    assert not alive(held.pid)
+
+
+def test_free_says_what_it_cannot_do() -> None:
+    assert run_cli("free", f":{free_port()}").returncode == 3
+    bad = run_cli("free", "0")
+    assert bad.returncode == 2 and "invalid port '0'" in bad.stderr
+    with socket.socket() as mine:  # held by the test itself: portside's own parent
+        mine.bind(("127.0.0.1", 0))
+        mine.listen()
+        res = run_cli("free", f":{mine.getsockname()[1]}", "--yes")
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "one of portside's parents" in res.stderr and "nothing to do" in res.stderr
+        assert "Traceback" not in res.stderr

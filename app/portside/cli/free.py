@@ -34,11 +34,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     sampler = Sampler(pidfds=REGISTRY, managers=True)
     snap = sampler.sample()
     plans: list[ForGood] = []
-    refused = False
+    matched = False
     for port in args.ports:
         if PortHolders.of(port, snap).free:
             err.write(f"port {port}: nothing listens on it\n")
             continue
+        matched = True
         plan = for_good(port, snap)
         # The live refusals (PID 1, ourselves and our parents, the pm2 daemon...) drop
         # a process from the plan, with the reason.
@@ -47,7 +48,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
             why = control.refusal(t.pid)
             if why is not None:
                 err.write(f"refused: {why}\n")
-                refused = True
             else:
                 keep[t.pid] = t
         plan = plan._replace(managers=tuple(t for t in plan.managers if t.pid in keep),
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
         if not plan.empty:
             plans.append(plan)
     if not plans:
-        if not refused and not any(not PortHolders.of(p, snap).free for p in args.ports):
+        if not matched:
             return EXIT_NO_MATCH
         err.write("nothing to do\n")
         return EXIT_FAIL
