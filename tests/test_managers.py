@@ -124,9 +124,9 @@ def test_uvicorn_reload_restarts_the_worker_on_a_file_change(start: Start,
     # Killing the worker alone: "exited", and the reloader keeps the port.
     res = run_cli("kill", str(worker), "--yes", "--settle", "0")
     assert res.returncode == 0 and f"PID {worker}: exited" in res.stdout, res.stdout
-    assert f"note: PID {worker} is restarted by the reloader PID {tree.pid}: signalling it " \
-        "frees the port only until the next file change, when the reloader starts it " \
-        "again" in res.stderr, res.stderr
+    assert f"note: PID {worker} serves under the reloader PID {tree.pid}, which holds the " \
+        "port too, and starts a new one on the next file change: signalling PID " \
+        f"{worker} alone does not free it" in res.stderr, res.stderr
     held = listening(port)
     assert held["holders"] == [tree.pid]
     (tmp_path / "asgi.py").write_text(ASGI_APP + "\n# changed\n")
@@ -387,6 +387,17 @@ def test_a_loop_in_a_script_file(fake: FakeProc, tmp_path: Path) -> None:
     fake2.add(100, 1, ("bash", "once.sh"), {}, cwd=str(tmp_path))
     fake2.add(101, 100, ("./server",), {})
     assert fake2.judge(101) == {}  # a script without a loop restarts nothing
+
+
+def test_django_runserver_autoreloader(fake: FakeProc) -> None:
+    argv = ("python3", "manage.py", "runserver")
+    fake.add(600, 1, argv, {})
+    fake.add(601, 600, argv, {"RUN_MAIN": "true"})
+    managers = fake.judge(600, 601)
+    assert (managers[601].kind, managers[601].name, managers[601].pid) == (
+        "reloader", "django", 600)
+    assert managers[600].pid == 600 and managers[600].kind == "reloader"
+    assert "holds the port too" in (managers[601].caution or "")
 
 
 def test_parent_pid_1_alone_is_not_an_orphan(fake: FakeProc) -> None:

@@ -168,8 +168,8 @@ def _managers() -> dict[int, Manager]:
     out = {2001: npm, 2301: shell}
     for pid in (3100, 3101, 3102):
         out[pid] = gunicorn if pid == 3100 else gunicorn._replace(
-            caution=f"PID {pid} is restarted by the master PID 3100: signalling it frees "
-            "the port only until the master restarts it")
+            caution=f"PID {pid} serves under the master PID 3100, which holds the port too, "
+            f"and starts a new one: signalling PID {pid} alone does not free it")
     for pid in (990, 991, 992):
         out[pid] = nginx
     return out

@@ -99,6 +99,13 @@ def _settle(p: argparse.ArgumentParser, which: str = "") -> None:
                    f"(default {SETTLE:g}; 0: the first moment it is free)")
 
 
+def _confirmed(p: argparse.ArgumentParser, force: str, dry_run: str) -> None:
+    """--force, --yes and --dry-run: the options of a command that signals."""
+    p.add_argument("--force", action="store_true", help=force)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
+
+
 def dashboard_parser() -> argparse.ArgumentParser:
     """`portside [QUERY...]`: the dashboard."""
     p = _Parser(
@@ -147,10 +154,8 @@ def command_parser(command: str) -> argparse.ArgumentParser:
                        metavar="TERM|INT|HUP|KILL", help="the first signal (default TERM)")
         _grace(p, "the port to be free")
         _settle(p)
-        p.add_argument("--force", action="store_true", help="SIGKILL what is left after "
-                       "the grace period")
-        p.add_argument("--yes", "-y", action="store_true", help="do not ask")
-        p.add_argument("--dry-run", action="store_true", help="show the targets, send nothing")
+        _confirmed(p, "SIGKILL what is left after the grace period",
+                   "show the targets, send nothing")
     elif command == "free":
         p = _Parser(prog=prog, description="Free a port for good: stop what holds it and "
                     "what brings it back (supervisord over XML-RPC, pm2 stop, or SIGTERM to "
@@ -160,10 +165,8 @@ def command_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("ports", nargs="+", type=port_arg, metavar=":PORT")
         _grace(p, "the port to be free")
         _settle(p)
-        p.add_argument("--force", action="store_true", help="SIGKILL what was signalled and "
-                       "is left after the grace period")
-        p.add_argument("--yes", "-y", action="store_true", help="do not ask")
-        p.add_argument("--dry-run", action="store_true", help="show the plan, do nothing")
+        _confirmed(p, "SIGKILL what was signalled and is left after the grace period",
+                   "show the plan, do nothing")
     else:
         p = _Parser(prog=prog, description="Wait until PORT is free (no listener, for "
                     "--settle seconds in a row) or listened on. Exit 0 when it is, 1 on "

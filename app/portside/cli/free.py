@@ -18,7 +18,7 @@ from .args import (
     EXIT_RETAKEN,
     EXIT_USAGE,
 )
-from .kill import _confirm, _retaken, _ticker
+from .kill import _confirm, _retaken, _ticker, write_signals
 from .output import write_target
 
 if TYPE_CHECKING:
@@ -139,18 +139,8 @@ def _report(args: argparse.Namespace, plan: ForGood, res: FreeResult, out: TextI
     port, stop = plan.port, res.stop
     for _req, ok, said in res.asked:
         (out if ok else err).write(f"  {said}\n")
-    for r in [*res.first, *stop.results]:
-        out.write(f"  PID {r.target.pid}: {r.message}\n")
-    if stop.killed:
-        out.write(f"still there after {args.grace:g}s: sending SIGKILL\n")
-    for r in stop.killed:
-        out.write(f"  PID {r.target.pid}: {r.message}\n")
+    write_signals([*res.first, *stop.results], stop.killed, args.grace, stop.interrupted, out)
     if stop.interrupted:
-        sent = [r.target.pid for r in [*res.first, *stop.results, *stop.killed]
-                if r.outcome == SENT]
-        out.write("interrupted: " + (f"the signals above were sent (to PID "
-                  f"{', '.join(map(str, sent))}); not waiting to see them end\n" if sent
-                  else "nothing more was sent\n"))
         return EXIT_INTERRUPTED
     held = stop.ports.get(port)
     if port in stop.retaken:

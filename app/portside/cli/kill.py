@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 from ..actions import newcomers
 from ..backend import PortHolders
 from ..fmt import signal_name
-from ..model import DENIED, SENT, Target
+from ..model import DENIED, SENT, SignalResult, Target
 from .args import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -126,18 +126,8 @@ def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
                        sampler, tick, settle=args.settle)
     if tick is not None:
         err.write("\r\x1b[K")
-    for r in res.results:
-        out.write(f"  PID {r.target.pid}: {r.message}\n")
-    if res.killed:
-        out.write(f"still there after {args.grace:g}s: sending SIGKILL\n")
-    for r in res.killed:
-        out.write(f"  PID {r.target.pid}: {r.message}\n")
+    write_signals(res.results, res.killed, args.grace, res.interrupted, out)
     if res.interrupted:
-        # Ctrl-C while waiting: say what already went out, and claim nothing about after.
-        sent = [r.target.pid for r in [*res.results, *res.killed] if r.outcome == SENT]
-        out.write("interrupted: " + (f"the signals above were sent (to PID "
-                  f"{', '.join(map(str, sent))}); not waiting to see them end\n" if sent
-                  else "nothing was sent\n"))
         for port in ports:
             held = res.ports.get(port)
             state = "not checked yet" if held is None else "free when last checked" \
@@ -171,6 +161,23 @@ def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
     if res.retaken:
         return EXIT_RETAKEN
     return EXIT_OK if res.ok else EXIT_FAIL
+
+
+def write_signals(results: list[SignalResult], killed: list[SignalResult], grace: float,
+                  interrupted: bool, out: TextIO) -> None:
+    """What each signal did, the SIGKILLs of --force, and, after Ctrl-C, what went out
+    (claiming nothing about after): kill and free say it alike."""
+    for r in results:
+        out.write(f"  PID {r.target.pid}: {r.message}\n")
+    if killed:
+        out.write(f"still there after {grace:g}s: sending SIGKILL\n")
+    for r in killed:
+        out.write(f"  PID {r.target.pid}: {r.message}\n")
+    if interrupted:
+        sent = [r.target.pid for r in [*results, *killed] if r.outcome == SENT]
+        out.write("interrupted: " + (f"the signals above were sent (to PID "
+                  f"{', '.join(map(str, sent))}); not waiting to see them end\n" if sent
+                  else "nothing was sent\n"))
 
 
 def _retaken(port: int, held: PortHolders, after: float, out: TextIO) -> None:

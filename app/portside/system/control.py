@@ -28,7 +28,7 @@ from ..model import (
     Target,
 )
 from .pidfds import REGISTRY, PidfdRegistry
-from .procinfo import read_or_none
+from .procinfo import read_or_none, stat_fields
 from .sampler import Sampler
 
 if TYPE_CHECKING:
@@ -39,12 +39,7 @@ PF_KTHREAD = 0x00200000
 SUDO_SUGGESTION = "permission denied: it belongs to another user (try sudo)"
 
 def _is_kernel_thread(pid: int, proc_root: str = "/proc") -> bool:
-    try:
-        with open(f"{proc_root}/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return False
-    fields = data[data.rfind(b")") + 2:].split()
+    fields = stat_fields(pid, proc_root) or []
     # Field 9 of stat is the flags word; it is the 7th after the name and state.
     return len(fields) > 6 and bool(int(fields[6]) & PF_KTHREAD)
 

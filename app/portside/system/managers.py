@@ -20,10 +20,11 @@ from typing import NamedTuple
 from ..daemons import manager_refusal, pm2_daemon_home
 from ..fmt import join_cmdline, safe_text
 from ..model import Manager, ProcessInfo, Restarts
+from .procinfo import stat_fields
 
 # The environment variables that tell who started a process; every other one is dropped.
 _KEYS = frozenset({
-    "WERKZEUG_RUN_MAIN", "SUPERVISOR_ENABLED", "SUPERVISOR_PROCESS_NAME",
+    "WERKZEUG_RUN_MAIN", "RUN_MAIN", "SUPERVISOR_ENABLED", "SUPERVISOR_PROCESS_NAME",
     "SUPERVISOR_GROUP_NAME", "SUPERVISOR_SERVER_URL", "pm_id", "name", "PM2_HOME",
     "autorestart", "exec_mode", "npm_lifecycle_event", "npm_config_user_agent", "_",
 })
@@ -85,12 +86,7 @@ def read_env(pid: int, root: str = "/proc") -> dict[str, str] | None:
 
 def read_stat(pid: int, root: str = "/proc") -> Stat | None:
     """Process group, session and controlling terminal; None when the process is gone."""
-    try:
-        with open(f"{root}/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()
+    fields = stat_fields(pid, root) or []
     try:
         return Stat(int(fields[2]), int(fields[3]), int(fields[4]))
     except (IndexError, ValueError):
@@ -184,7 +180,7 @@ class ManagerIndex:
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
         self._marks: dict[tuple[int, float], Markers] = {}
-        self._children: dict[tuple[int, float], tuple[float, list[int]]] = {}
+        self._children: dict[tuple[int, float], tuple[float, list[Markers]]] = {}
 
     def markers(self, info: ProcessInfo) -> Markers:
         """The markers of one process, read the first time it is seen."""
@@ -236,7 +232,7 @@ class ManagerIndex:
             return _pm2_app(chain)
         if env is not None and env.get("SUPERVISOR_ENABLED"):
             return _supervised(chain)
-        found = _outermost(chain, together, procs, self.root)
+        found = _outermost(chain, together, procs, self)
         if found is not None:
             return found
         orphan = self._orphan(chain)
@@ -275,9 +271,10 @@ class ManagerIndex:
         now = time.monotonic()
         cached = self._children.get(ident)
         if cached is None or now - cached[0] > CHILDREN_TTL:
-            cached = (now, _children(parent.pid, self.root))
+            cached = (now, [Markers(read_env(pid, self.root))
+                            for pid in _children(parent.pid, self.root)])
             self._children = {ident: cached}
-        return [Markers(read_env(pid, self.root)) for pid in cached[1]]
+        return cached[1]
 
     def _pm2_tool(self, daemon: ProcessInfo) -> str:
         env = read_env(daemon.pid, self.root) or {}
@@ -290,9 +287,11 @@ class ManagerIndex:
         if holder.ppid not in (None, 0, 1) and len(chain.procs) > 1:
             return None
         evidence = []
-        if env.get("WERKZEUG_RUN_MAIN") == "true":
-            evidence.append("it is a Werkzeug reloader's child (WERKZEUG_RUN_MAIN=true), and "
-                            "no reloader is above it any more")
+        reloader = _reloaded(chain.marks[0])
+        if reloader is not None:
+            marker = "WERKZEUG_RUN_MAIN" if reloader == "werkzeug" else "RUN_MAIN"
+            evidence.append(f"it is a {reloader.capitalize()} reloader's child ({marker}=true), "
+                            "and no reloader is above it any more")
         if env.get("npm_lifecycle_event"):
             evidence.append(f"it was started by a package script "
                             f"(npm_lifecycle_event={safe_text(env['npm_lifecycle_event'])}), "
@@ -328,12 +327,7 @@ def _children(pid: int, root: str) -> list[int]:
 
 
 def _ppid(pid: int, root: str) -> int | None:
-    try:
-        with open(f"{root}/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()
+    fields = stat_fields(pid, root) or []
     return int(fields[1]) if len(fields) > 1 else None
 
 
@@ -429,7 +423,7 @@ def _supervised(chain: _Chain) -> Manager:
 
 
 def _outermost(chain: _Chain, together: Collection[int],
-               procs: Mapping[int, ProcessInfo], root: str) -> Manager | None:
+               procs: Mapping[int, ProcessInfo], index: ManagerIndex) -> Manager | None:
     """The outermost restarter above the holder (stopping it stops all below), with the
     restart behaviour of whatever restarts the holder first."""
     holder = chain.procs[0]
@@ -437,7 +431,7 @@ def _outermost(chain: _Chain, together: Collection[int],
     for i, (info, marks) in enumerate(zip(chain.procs, chain.marks, strict=True)):
         below = chain.procs[i - 1] if i else None
         one = _member(info, marks, below, chain.marks[i - 1] if i else None, holder,
-                      together, procs, i, root)
+                      together, procs, i, index)
         if one is not None:
             found.append(one)
     if not found:
@@ -452,8 +446,16 @@ def _outermost(chain: _Chain, together: Collection[int],
                           f"the server ({inner.restarts})"))
     if holder.pid != outer.pid and outer.caution is None:
         label = _label(outer)
-        outer = outer._replace(caution=caution_for(holder.pid, f"{label} PID {outer.pid}",
-                                                   label, outer.restarts))
+        if outer.pid in together:
+            # It holds the socket too: signalling the child alone frees nothing.
+            again = {"always": ", and starts a new one", "on file change":
+                     ", and starts a new one on the next file change"}.get(outer.restarts, "")
+            caution: str | None = (
+                f"PID {holder.pid} serves under {label} PID {outer.pid}, which holds the "
+                f"port too{again}: signalling PID {holder.pid} alone does not free it")
+        else:
+            caution = caution_for(holder.pid, f"{label} PID {outer.pid}", label, outer.restarts)
+        outer = outer._replace(caution=caution)
     return outer
 
 
@@ -476,7 +478,8 @@ def _label(m: Manager) -> str:
 
 def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
             below_marks: Markers | None, holder: ProcessInfo, together: Collection[int],
-            procs: Mapping[int, ProcessInfo], depth: int, root: str) -> Manager | None:
+            procs: Mapping[int, ProcessInfo], depth: int, index: ManagerIndex
+            ) -> Manager | None:
     """What this member of the holder's chain is, if it manages the holder."""
     argv = info.cmdline or ()
     cmd = _cmd(info)
@@ -522,20 +525,22 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
                        f"kill {info.pid}",
                        (f"PID {info.pid} is uvicorn's process manager (--workers): it "
                         "starts a new worker when one dies",))
-    if depth and below is not None and below_marks is not None and below_marks.env and \
-            below_marks.env.get("WERKZEUG_RUN_MAIN") == "true":
-        return Manager("reloader", "werkzeug", info.pid, cmd, "on file change",
+    reloader = _reloaded(below_marks) if depth and below is not None else None
+    if reloader is not None and below is not None:
+        marker = "WERKZEUG_RUN_MAIN" if reloader == "werkzeug" else "RUN_MAIN"
+        return Manager("reloader", reloader, info.pid, cmd, "on file change",
                        f"kill {info.pid}",
-                       (f"PID {below.pid} has WERKZEUG_RUN_MAIN=true: it is the serving child "
-                        f"of Werkzeug's reloader, PID {info.pid}",
-                        "the reloader starts it again on the next file change, and kills it "
+                       (f"PID {below.pid} has {marker}=true: it is the serving child of "
+                        f"{reloader}'s reloader, PID {info.pid}",
+                        "the reloader starts it again on the next file change, and ends it "
                         "when signalled"))
     if depth == 0:
         kids = [p for p in together if (c := procs.get(p)) is not None and c.ppid == info.pid]
-        if kids and _werkzeug_child(kids, procs, root):
-            return Manager("reloader", "werkzeug", info.pid, cmd, "on file change",
+        reloader = _reloaded_child(kids, procs, index) if kids else None
+        if reloader is not None:
+            return Manager("reloader", reloader, info.pid, cmd, "on file change",
                            f"kill {info.pid}",
-                           (f"PID {info.pid} is Werkzeug's reloader: its child serves the "
+                           (f"PID {info.pid} is {reloader}'s reloader: its child serves the "
                             "port, and it holds the socket too",))
         if kids:
             return _prefork(info, kids)
@@ -550,13 +555,24 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
     return None
 
 
-def _werkzeug_child(kids: Iterable[int], procs: Mapping[int, ProcessInfo], root: str) -> bool:
-    """True when a child has WERKZEUG_RUN_MAIN=true (read, as the child is a holder)."""
+def _reloaded(marks: Markers | None) -> str | None:
+    """"werkzeug" or "django" when these are the markers of a reloader's serving child."""
+    env = (marks.env if marks is not None else None) or {}
+    if env.get("WERKZEUG_RUN_MAIN") == "true":
+        return "werkzeug"
+    if env.get("RUN_MAIN") == "true":
+        return "django"
+    return None
+
+
+def _reloaded_child(kids: Iterable[int], procs: Mapping[int, ProcessInfo],
+                    index: ManagerIndex) -> str | None:
+    """The reloader whose serving child is among these holders (werkzeug, django)."""
     for pid in kids:
-        env = read_env(pid, root)
-        if env and env.get("WERKZEUG_RUN_MAIN") == "true":
-            return True
-    return False
+        found = _reloaded(index.markers(procs[pid]))
+        if found:
+            return found
+    return None
 
 
 def _prefork(master: ProcessInfo, workers: Collection[int]) -> Manager:

@@ -137,6 +137,18 @@ class ProcessCache:
         return base._replace(status=status, rss=rss, cpu_percent=cpu)
 
 
+def stat_fields(pid: int, root: str = "/proc") -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the name: state, ppid, pgrp, session, tty_nr,
+    ... (None when the process is gone)."""
+    try:
+        with open(f"{root}/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The name is in parentheses and may hold anything, ")" too: cut at the last one.
+    return data[data.rfind(b")") + 2:].split()
+
+
 def cgroup_unit(pid: int, root: str = "/proc") -> str | None:
     """The systemd unit or container a process runs in, read from its cgroup (Linux)."""
     try:

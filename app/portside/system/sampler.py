@@ -109,9 +109,10 @@ class Sampler:
         gaps = Gaps(is_root=root, unknown_reason=HIDDEN_AS_ROOT if root else HIDDEN_AS_USER)
         managers: Mapping[int, Manager] = MappingProxyType({})
         if self.reader in ("sock_diag", "procfs"):
-            socks, procs, gaps = self._sample_linux(notes, counts, gaps)
-            if self.managers:
-                managers = MappingProxyType(self._judge(socks, procs))
+            together: dict[int, set[int]] | None = {} if self.managers else None
+            socks, procs, gaps = self._sample_linux(notes, counts, gaps, together)
+            if together is not None:
+                managers = MappingProxyType(self._managers.judge(together, procs))
                 if self.pidfds is not None:
                     self._capture_managers(managers, procs)
         else:
@@ -131,18 +132,6 @@ class Sampler:
             connections=MappingProxyType(counts), managers=managers,
         )
 
-    def _judge(self, socks: list[Socket], procs: dict[int, ProcessInfo]) -> dict[int, Manager]:
-        """Who manages each holder, with every PID it holds a socket with."""
-        together: dict[int, set[int]] = {}
-        for s in socks:
-            if s.holders:
-                for p in s.holders:
-                    group = together.get(p)
-                    if group is None:
-                        together[p] = set(s.holders)
-                    else:
-                        group.update(s.holders)
-        return self._managers.judge(together, procs)
 
     def _keep(self, socks: list[Socket], counts: dict[int, int]) -> list[Socket]:
         """Count connections per local port, then drop the states not asked for."""
@@ -185,7 +174,10 @@ class Sampler:
 
     def _sample_linux(
         self, notes: list[str], counts: dict[int, int], gaps: Gaps,
+        together: dict[int, set[int]] | None = None,
     ) -> tuple[list[Socket], dict[int, ProcessInfo], Gaps]:
+        """The Linux sample; `together` (when given) gets, per holder, every PID holding
+        a socket with it (for judging managers)."""
         index = self._holders
         first = not index.full_scans
         index.prepare()  # the first sample's fd scan runs while the kernel is read
@@ -215,6 +207,9 @@ class Sampler:
                 for p in pids:
                     held.setdefault(p, s.inode)
             if pids:
+                if together is not None:
+                    for p in pids:
+                        together.setdefault(p, set()).update(pids)
                 continue
             if any(p in proc_faults for p in found) or (not found and unreadable):
                 continue  # unknown because of a fault: counted, and the note says which
