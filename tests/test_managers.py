@@ -491,3 +491,16 @@ def test_free_says_what_it_cannot_do() -> None:
         assert res.returncode == 1, res.stdout + res.stderr
         assert "one of portside's parents" in res.stderr and "nothing to do" in res.stderr
         assert "Traceback" not in res.stderr
+
+
+def test_a_hostile_app_name_is_text_everywhere(fake: FakeProc) -> None:
+    from portside.fmt import manager_cell, manager_title
+    from portside.report import manager_sentence
+
+    evil = "[bold]web\x1b[2J\u202e"
+    fake.add(700, 1, ("PM2 v5.4.3: God Daemon (/tmp/p)",), {})
+    fake.add(701, 700, ("node", "app.js"), {"pm_id": "0", "name": evil, "PM2_HOME": "/tmp/p"})
+    m = fake.judge(701)[701]
+    assert m.name == evil  # kept as it is (JSON escapes it), made safe where it is shown
+    for shown in (manager_cell(m), manager_title(m), manager_sentence(701, m)):
+        assert "\x1b" not in shown and "\u202e" not in shown and "web" in shown

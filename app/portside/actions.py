@@ -305,8 +305,8 @@ def for_good(port: int, snap: Snapshot) -> ForGood:
         elif m.via in ("supervisord", "pm2"):
             requests.setdefault((m.via, m.target, m.url, m.home), []).append(pid)
         elif m.via == "none":
-            blocked.append(f"PID {pid}: {m.caution or 'its manager cannot be asked'}; "
-                           f"stop it yourself: {m.stop}")
+            blocked.append(f"PID {pid}: {safe_text(m.caution or 'its manager cannot be asked')}"
+                           f"; stop it yourself: {safe_text(m.stop)}")
         else:  # "signal": the process that restarts it first, then the holder
             if m.pid is not None and m.pid not in pids:
                 managers.update((t.pid, t) for t in snap.targets((m.pid,)))

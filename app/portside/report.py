@@ -260,7 +260,7 @@ def _remedy(d: Diagnosis) -> list[str]:
         seen.add(key)
         lines.append(manager_sentence(proc.pid, m, [h.pid for h in d.holders]))
         if m.caution and refusal is None:
-            lines.append(f"{m.caution}.")
+            lines.append(f"{safe_text(m.caution)}.")
         if m.kind == "unknown":
             lines.append(f"Remedy: stop it with `portside kill :{port}`; if it comes back, "
                          f"run `sudo portside why {port}` to see what restarts it.")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..actions import newcomers
 from ..backend import PortHolders
-from ..fmt import signal_name
+from ..fmt import safe_text, signal_name
 from ..model import DENIED, SENT, SignalResult, Target
 from .args import (
     EXIT_FAIL,
@@ -98,9 +98,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
         m = snap.managers.get(t.pid)
         if m is not None and m.caution:
             free = " ".join(f":{p}" for p in ports_of.get(t.pid, []))
-            err.write(f"note: {m.caution}; "
+            err.write(f"note: {safe_text(m.caution)}; "
                       + (f"`portside free {free}` stops it for good\n" if free else
-                         f"to stop it for good: {m.stop}\n"))
+                         f"to stop it for good: {safe_text(m.stop)}\n"))
     if args.dry_run:
         out.write("dry run: nothing sent\n")
         return EXIT_OK

@@ -73,7 +73,7 @@ def plan_body(plan: ActionPlan, alternative: ActionPlan | None = None) -> Text:
     for t in plan.targets:
         _target(body, t)
     for caution in plan.cautions if not plan.for_good else ():
-        body.append(f"\n{caution}.", "bold")
+        body.append(f"\n{safe_text(caution)}.", "bold")
         if alternative is not None and alternative.for_good:
             body.append(f" Press a to free it for good instead ({safe_text(plan.stop)}).",
                         "bold")
