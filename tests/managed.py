@@ -93,13 +93,13 @@ def start() -> Iterator[Callable[..., Tree]]:
     trees: list[Tree] = []
 
     def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-            user: str | None = None) -> Tree:
+            user: str | None = None, stdin: int = subprocess.DEVNULL) -> Tree:
         base = nobody_env() if user else dict(os.environ)
         full = {**base, **(env or {})}
         if user:
             cmd = [RUNUSER, "-u", user, "--", "env", *(f"{k}={v}" for k, v in full.items()),
                    *cmd]
-        proc = subprocess.Popen(cmd, cwd=cwd, env=full, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=full, stdin=stdin,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         tree = Tree(proc)

@@ -6,8 +6,10 @@ for the whole settle time."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -18,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import Tmux, alive, list_json, portside_cmd, run_cli, wait_for
+from conftest import Tmux, alive, ended, list_json, portside_cmd, run_cli, wait_for
 from managed import (
     APP_JS,
     Loop,
@@ -121,6 +123,10 @@ def test_uvicorn_reload_restarts_the_worker_on_a_file_change(start: Start,
     m = row["managed_by"]
     assert (m["kind"], m["name"], m["pid"], m["restarts"]) == (
         "reloader", "uvicorn --reload", tree.pid, "on file change")
+    why = run_cli("why", str(port)).stdout
+    assert f"PID {tree.pid} is the reloader uvicorn --reload (PID {tree.pid}): it holds the " \
+        f"port with its child PID {worker}, which serves it, and starts a new server on the " \
+        "next file change." in why, why
     # Killing the worker alone: "exited", and the reloader keeps the port.
     res = run_cli("kill", str(worker), "--yes", "--settle", "0")
     assert res.returncode == 0 and f"PID {worker}: exited" in res.stdout, res.stdout
@@ -265,6 +271,9 @@ def test_pm2_fork_mode_app_is_stopped_by_free(pm2: Pm2, tmp_path: Path) -> None:
     m = row["managed_by"]
     assert (m["kind"], m["name"], m["pid"], m["restarts"]) == ("pm2", "api", daemon, "always")
     assert m["stop"] == f"PM2_HOME={pm2.home} pm2 stop api"
+    why = run_cli("why", str(pm2.port)).stdout
+    assert f"runs under pm2 (PID {daemon}, app api), which restarts it at once" in why, why
+    assert f"Remedy (frees it for good): `PM2_HOME={pm2.home} pm2 stop api`" in why
     res = run_cli("kill", f":{pm2.port}", "--yes")
     assert res.returncode == 4, res.stdout + res.stderr
     assert f"restarted by pm2 (PID {daemon}, app api): something restarts it" in res.stdout
@@ -309,6 +318,11 @@ def test_a_shell_loop_is_named_and_stopped_first(loop: Loop) -> None:
     assert m["caution"] == (f"PID {server} is restarted by the shell loop PID "
                             f"{loop.shell.pid}: signalling it frees the port only until the "
                             "shell loop restarts it")
+    why = run_cli("why", str(loop.port)).stdout
+    assert f"PID {server} runs under a sh restart loop (PID {loop.shell.pid}), which " \
+        "restarts it at once when it exits." in why, why
+    assert f"Remedy (frees it for good): `kill {loop.shell.pid} {server}`, or `portside free " \
+        f":{loop.port}`." in why
     table = run_cli("list", f":{loop.port}").stdout
     assert table.splitlines()[0].split()[-1] == "MANAGER"
     assert f"sh loop ({loop.shell.pid})" in table
@@ -344,6 +358,8 @@ class FakeProc:
             cwd: str | None = None) -> ProcessInfo:
         d = self.root / str(pid)
         d.mkdir()
+        if cwd is not None:
+            (d / "cwd").symlink_to(cwd)
         if env is not None:  # no environ file: unreadable, as another user's would be
             (d / "environ").write_bytes(b"\0".join(f"{k}={v}".encode() for k, v in env.items()))
         (d / "stat").write_text(f"{pid} ({cmdline[0][:15]}) S {ppid} {pgid or pid} "
@@ -398,6 +414,32 @@ def test_django_runserver_autoreloader(fake: FakeProc) -> None:
         "reloader", "django", 600)
     assert managers[600].pid == 600 and managers[600].kind == "reloader"
     assert "holds the port too" in (managers[601].caution or "")
+
+
+def test_a_script_read_from_a_pipe_is_never_read(start: Start) -> None:
+    """`bash /dev/stdin` (or /dev/fd/N, process substitution): the path names the shell's
+    own descriptor. Opened by portside it would be portside's: its stdin, a pipe still
+    open here, and reading it would block `list` for ever (it blocked `make bench`)."""
+    from conftest import CHILD
+
+    port = free_port()
+    r, w = os.pipe()
+    try:
+        tree = start(["bash", "/dev/fd/0"], stdin=r)
+        os.write(w, f"while true; do {sys.executable} {CHILD} --port {port}; sleep 1; done\n"
+                 .encode())
+        listening(port)
+        tree.remember()
+        with ended(subprocess.Popen([*portside_cmd(), "list", "--json", f":{port}"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True)) as listed:
+            code = listed.wait(timeout=30)  # its stdin stays open (communicate would close it)
+            assert listed.stdout is not None
+            out = listed.stdout.read()
+        assert code == 0 and str(port) in out
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_parent_pid_1_alone_is_not_an_orphan(fake: FakeProc) -> None:

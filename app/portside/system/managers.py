@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
@@ -97,19 +98,35 @@ def _base(arg: str) -> str:
     return os.path.basename(arg.split(" ", 1)[0]) if arg else ""
 
 
-def _script_text(info: ProcessInfo) -> str | None:
-    """A shell's script file (sh FILE), when readable and small."""
+def _script_text(info: ProcessInfo, root: str = "/proc") -> str | None:
+    """A shell's script file (sh FILE), when it is a small regular file we may read.
+
+    The path is the shell's: relative to its working directory, and /dev/fd/N its own
+    descriptor, so both are read through /proc/PID. Anything but a regular file (a pipe
+    from process substitution, a terminal) is never read: it could block, or consume
+    what the shell was meant to read.
+    """
     argv = info.cmdline or ()
     if len(argv) < 2 or _base(argv[0]) not in _SHELLS or argv[1].startswith("-"):
         return None
     path = argv[1]
-    if not os.path.isabs(path) and info.cwd:
-        path = os.path.join(info.cwd, path)
+    for mine in ("/dev/fd/", "/proc/self/fd/"):
+        if path.startswith(mine):
+            path = f"{root}/{info.pid}/fd/{path[len(mine):]}"
+    if not os.path.isabs(path):
+        path = f"{root}/{info.pid}/cwd/{path}"
     try:
-        with open(path, "rb") as fh:
-            return fh.read(_SCRIPT_LIMIT).decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, _SCRIPT_LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _cmd(info: ProcessInfo) -> str:
@@ -187,7 +204,7 @@ class ManagerIndex:
         ident = (info.pid, info.create_time)
         found = self._marks.get(ident)
         if found is None:
-            found = Markers(read_env(info.pid, self.root), _script_text(info))
+            found = Markers(read_env(info.pid, self.root), _script_text(info, self.root))
             self._marks[ident] = found
         return found
 
@@ -299,10 +316,11 @@ class ManagerIndex:
         if "--multiprocessing-fork" in (holder.cmdline or ()):
             evidence.append("it is a multiprocessing worker, and the process that started it "
                             "is gone")
-        stat = read_stat(holder.pid, self.root)
-        if stat is not None and stat.pgid != holder.pid and (stat.pgid != stat.sid or stat.tty) \
-                and not os.path.exists(f"{self.root}/{stat.pgid}"):
-            evidence.append(f"its process group {stat.pgid} has lost its leader: the job that "
+        group = read_stat(holder.pid, self.root)
+        if group is not None and group.pgid != holder.pid and \
+                (group.pgid != group.sid or group.tty) and \
+                not os.path.exists(f"{self.root}/{group.pgid}"):
+            evidence.append(f"its process group {group.pgid} has lost its leader: the job that "
                             "started it has ended")
         if not evidence:
             return None
@@ -313,17 +331,11 @@ class ManagerIndex:
 
 def _children(pid: int, root: str) -> list[int]:
     """The PIDs whose parent is pid (a scan of /proc)."""
-    out: list[int] = []
     try:
         names = os.listdir(root)
     except OSError:
-        return out
-    for name in names:
-        if name.isdigit():
-            stat = _ppid(int(name), root)
-            if stat == pid:
-                out.append(int(name))
-    return out
+        return []
+    return [int(name) for name in names if name.isdigit() and _ppid(int(name), root) == pid]
 
 
 def _ppid(pid: int, root: str) -> int | None:
