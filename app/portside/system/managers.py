@@ -40,6 +40,7 @@ _SCRIPT_JS = {"npm-cli.js": "npm", "npx-cli.js": "npx", "pnpm.cjs": "pnpm", "pnp
 _PREFORK = frozenset({"gunicorn", "nginx", "php-fpm", "apache2", "httpd", "unicorn", "puma",
                       "hypercorn", "uwsgi"})
 _SCRIPT_LIMIT = 64 * 1024  # a shell script file is read for a loop only up to this size
+_STDIO = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 CHILDREN_TTL = 5.0  # seconds a pm2 daemon's list of children is reused
 
 
@@ -98,21 +99,17 @@ def _base(arg: str) -> str:
     return os.path.basename(arg.split(" ", 1)[0]) if arg else ""
 
 
-def _script_text(info: ProcessInfo, root: str = "/proc") -> str | None:
-    """A shell's script file (sh FILE), when it is a small regular file we may read.
-
-    The path is the shell's: relative to its working directory, and /dev/fd/N its own
-    descriptor, so both are read through /proc/PID. Anything but a regular file (a pipe
-    from process substitution, a terminal) is never read: it could block, or consume
-    what the shell was meant to read.
-    """
-    argv = info.cmdline or ()
-    if len(argv) < 2 or _base(argv[0]) not in _SHELLS or argv[1].startswith("-"):
-        return None
-    path = argv[1]
+def read_theirs(info: ProcessInfo, path: str, limit: int = _SCRIPT_LIMIT,
+                root: str = "/proc") -> str | None:
+    """A file a process names (its script, its configuration), as that process sees it:
+    relative to its working directory, /dev/fd/N its own descriptor (both read through
+    /proc/PID). Only a regular file is read: a pipe (process substitution) or a terminal
+    could block, or take what the process was meant to read."""
     for mine in ("/dev/fd/", "/proc/self/fd/"):
         if path.startswith(mine):
             path = f"{root}/{info.pid}/fd/{path[len(mine):]}"
+    if path in _STDIO:
+        path = f"{root}/{info.pid}/fd/{_STDIO[path]}"
     if not os.path.isabs(path):
         path = f"{root}/{info.pid}/cwd/{path}"
     try:
@@ -122,11 +119,19 @@ def _script_text(info: ProcessInfo, root: str = "/proc") -> str | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.read(fd, _SCRIPT_LIMIT).decode("utf-8", "replace")
+        return os.read(fd, limit).decode("utf-8", "replace")
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def _script_text(info: ProcessInfo, root: str = "/proc") -> str | None:
+    """A shell's script file (sh FILE), when it is a small regular file we may read."""
+    argv = info.cmdline or ()
+    if len(argv) < 2 or _base(argv[0]) not in _SHELLS or argv[1].startswith("-"):
+        return None
+    return read_theirs(info, argv[1], root=root)
 
 
 def _cmd(info: ProcessInfo) -> str:
@@ -373,29 +378,29 @@ def _pm2_app(chain: _Chain) -> Manager:
 
 
 def _supervisord_conf(info: ProcessInfo) -> str | None:
+    """supervisord's configuration file, as it named it (-c), else the usual places."""
     argv = info.cmdline or ()
     for i, arg in enumerate(argv):
         if arg in ("-c", "--configuration") and i + 1 < len(argv):
-            path = argv[i + 1]
-        elif arg.startswith("--configuration="):
-            path = arg.partition("=")[2]
-        else:
-            continue
-        return path if os.path.isabs(path) or not info.cwd else os.path.join(info.cwd, path)
+            return argv[i + 1]
+        if arg.startswith("--configuration="):
+            return arg.partition("=")[2]
     for path in ("/etc/supervisor/supervisord.conf", "/etc/supervisord.conf"):
         if os.path.exists(path):
             return path
     return None
 
 
-def _autorestart(conf: str | None, program: str) -> str | None:
-    """A supervisord program's autorestart setting, from its configuration file."""
-    if conf is None:
+def _autorestart(daemon: ProcessInfo, program: str) -> str | None:
+    """A supervisord program's autorestart setting, from supervisord's configuration."""
+    conf = _supervisord_conf(daemon)
+    text = read_theirs(daemon, conf, 1 << 20) if conf is not None else None
+    if text is None:
         return None
     parser = configparser.RawConfigParser(strict=False)
     try:
-        parser.read(conf, encoding="utf-8")
-    except (configparser.Error, OSError, UnicodeError):
+        parser.read_string(text)
+    except configparser.Error:
         return None
     section = f"program:{program}"
     if not parser.has_section(section):
@@ -416,7 +421,7 @@ def _supervised(chain: _Chain) -> Manager:
     target = name if group == name else f"{group}:{name}"
     url = env.get("SUPERVISOR_SERVER_URL", "")
     daemon = next((p for p in chain.procs[1:] if _is_supervisord(p)), None)
-    setting = _autorestart(_supervisord_conf(daemon), group) if daemon else None
+    setting = _autorestart(daemon, group) if daemon else None
     restarts: Restarts = "never" if setting == "false" else "always"
     evidence = [f"PID {holder.pid} has supervisord's markers (SUPERVISOR_PROCESS_NAME="
                 f"{safe_text(name)}, SUPERVISOR_SERVER_URL={safe_text(url)})"]
