@@ -449,6 +449,12 @@ def test_parent_pid_1_alone_is_not_an_orphan(fake: FakeProc) -> None:
     fake.add(300, 1, ("gunicorn", "app:app"), {}, pgid=290, sid=280, tty=34816)
     m = fake.judge(300)[300]
     assert m.kind == "orphan" and any("process group 290" in e for e in m.evidence)
+    # On a desktop, orphans go to the user's systemd (a subreaper), not to PID 1.
+    fake.add(50, 1, ("/usr/lib/systemd/systemd", "--user"), {})
+    fake.add(310, 50, ("python3", "app.py"), {"WERKZEUG_RUN_MAIN": "true"})
+    m = fake.judge(310)[310]
+    assert m.kind == "orphan" and m.evidence[-1] == ("its parent is PID 50 (systemd), which "
+                                                      "adopted it")
 
 
 def test_an_unreadable_environment_is_unknown_never_unmanaged(fake: FakeProc) -> None:

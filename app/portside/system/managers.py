@@ -299,14 +299,16 @@ class ManagerIndex:
         return cached[1]
 
     def _pm2_tool(self, daemon: ProcessInfo) -> str:
-        env = read_env(daemon.pid, self.root) or {}
-        return _pm2_exe(env)
+        return _pm2_exe(self.markers(daemon).env or {})
 
     def _orphan(self, chain: _Chain) -> Manager | None:
         """A holder whose starter is gone: evidence beyond "its parent is PID 1" (a setsid
         start looks the same)."""
         holder, env = chain.procs[0], chain.marks[0].env or {}
-        if holder.ppid not in (None, 0, 1) and len(chain.procs) > 1:
+        parent = chain.procs[1] if len(chain.procs) > 1 else None
+        # Adopted by init, or by a subreaper that takes orphans in its place (a desktop's
+        # `systemd --user`); a parent that cannot be read at all counts too.
+        if parent is not None and holder.ppid not in (None, 0, 1) and parent.name != "systemd":
             return None
         evidence = []
         reloader = _reloaded(chain.marks[0])
@@ -329,7 +331,8 @@ class ManagerIndex:
                             "started it has ended")
         if not evidence:
             return None
-        evidence.append(f"its parent is PID {holder.ppid or 1} (init), which adopted it")
+        adopter = safe_text(parent.name) if parent is not None else "init"
+        evidence.append(f"its parent is PID {holder.ppid or 1} ({adopter}), which adopted it")
         return Manager("orphan", holder.name, None, "", "never", f"kill {holder.pid}",
                        tuple(evidence), via="holders")
 
@@ -542,7 +545,10 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
                        f"kill {info.pid}",
                        (f"PID {info.pid} is uvicorn's process manager (--workers): it "
                         "starts a new worker when one dies",))
-    reloader = _reloaded(below_marks) if depth and below is not None else None
+    # A reloader runs its serving child with its own command line: a parent with another
+    # one (a subreaper that adopted the child) is not it.
+    reloader = _reloaded(below_marks) if depth and below is not None and \
+        below.cmdline == info.cmdline else None
     if reloader is not None and below is not None:
         marker = "WERKZEUG_RUN_MAIN" if reloader == "werkzeug" else "RUN_MAIN"
         return Manager("reloader", reloader, info.pid, cmd, "on file change",
@@ -553,7 +559,8 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
                         "when signalled"))
     if depth == 0:
         kids = [p for p in together if (c := procs.get(p)) is not None and c.ppid == info.pid]
-        reloader = _reloaded_child(kids, procs, index) if kids else None
+        same = [k for k in kids if procs[k].cmdline == argv]
+        reloader = _reloaded_child(same, procs, index) if same else None
         if reloader is not None:
             return Manager("reloader", reloader, info.pid, cmd, "on file change",
                            f"kill {info.pid}",
