@@ -69,7 +69,10 @@ def _freed(port: int, *args: str) -> str:
 def _flask(start: Start, tmp_path: Path) -> tuple[int, Tree, dict[str, Any]]:
     port = free_port()
     (tmp_path / "app.py").write_text(FLASK_APP)
-    tree = start([sys.executable, "app.py", str(port)], cwd=tmp_path)
+    # As a user types it: `python app.py`; the reloader runs its child with the full path.
+    python = Path(sys.executable)
+    tree = start([python.name, "app.py", str(port)], cwd=tmp_path,
+                 env={"PATH": f"{python.parent}:{os.environ.get('PATH', '')}"})
     row = listening(port, holders=2)  # the reloader and its serving child
     tree.remember()
     return port, tree, row
@@ -406,9 +409,10 @@ def test_a_loop_in_a_script_file(fake: FakeProc, tmp_path: Path) -> None:
 
 
 def test_django_runserver_autoreloader(fake: FakeProc) -> None:
-    argv = ("python3", "manage.py", "runserver")
-    fake.add(600, 1, argv, {})
-    fake.add(601, 600, argv, {"RUN_MAIN": "true"})
+    # Typed as `python3 manage.py runserver`: the reloader runs its child with the full
+    # path of the interpreter.
+    fake.add(600, 1, ("python3", "manage.py", "runserver"), {})
+    fake.add(601, 600, ("/usr/bin/python3", "manage.py", "runserver"), {"RUN_MAIN": "true"})
     managers = fake.judge(600, 601)
     assert (managers[601].kind, managers[601].name, managers[601].pid) == (
         "reloader", "django", 600)

@@ -545,10 +545,11 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
                        f"kill {info.pid}",
                        (f"PID {info.pid} is uvicorn's process manager (--workers): it "
                         "starts a new worker when one dies",))
-    # A reloader runs its serving child with its own command line: a parent with another
-    # one (a subreaper that adopted the child) is not it.
+    # A reloader runs its serving child with its own arguments (the interpreter may be
+    # named otherwise: `python3 app.py` runs `/usr/bin/python3 app.py`); a parent with
+    # other ones (a subreaper that adopted the child) is not it.
     reloader = _reloaded(below_marks) if depth and below is not None and \
-        below.cmdline == info.cmdline else None
+        _same_args(below, info) else None
     if reloader is not None and below is not None:
         marker = "WERKZEUG_RUN_MAIN" if reloader == "werkzeug" else "RUN_MAIN"
         return Manager("reloader", reloader, info.pid, cmd, "on file change",
@@ -559,7 +560,7 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
                         "when signalled"))
     if depth == 0:
         kids = [p for p in together if (c := procs.get(p)) is not None and c.ppid == info.pid]
-        same = [k for k in kids if procs[k].cmdline == argv]
+        same = [k for k in kids if _same_args(procs[k], info)]
         reloader = _reloaded_child(same, procs, index) if same else None
         if reloader is not None:
             return Manager("reloader", reloader, info.pid, cmd, "on file change",
@@ -577,6 +578,11 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
                        info.pid, cmd, "on file change", f"kill {info.pid}",
                        (f"PID {info.pid} runs with a reloader ({safe_text(cmd[:80])})",))
     return None
+
+
+def _same_args(a: ProcessInfo, b: ProcessInfo) -> bool:
+    """True when two processes run with the same arguments after the program's name."""
+    return a.cmdline is not None and b.cmdline is not None and a.cmdline[1:] == b.cmdline[1:]
 
 
 def _reloaded(marks: Markers | None) -> str | None:
