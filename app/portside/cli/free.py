@@ -16,9 +16,8 @@ from .args import (
     EXIT_NO_MATCH,
     EXIT_OK,
     EXIT_RETAKEN,
-    EXIT_USAGE,
 )
-from .kill import _confirm, _retaken, _ticker, write_signals
+from .kill import _retaken, _ticker, ask, write_signals
 from .output import write_target
 
 if TYPE_CHECKING:
@@ -69,14 +68,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if args.dry_run:
         out.write("dry run: nothing done\n")
         return EXIT_OK
-    if not args.yes:
-        if not stdin.isatty():
-            err.write("refusing to act without confirmation: no terminal to ask on "
-                      "(add --yes)\n")
-            return EXIT_USAGE
-        if not _confirm("Go ahead?", stdin, out):
-            out.write("cancelled: nothing done\n")
-            return EXIT_FAIL
+    declined = ask(args.yes, "Go ahead?", "act", "done", stdin, out, err)
+    if declined is not None:
+        return declined
     out.flush()
     return _execute(args, plans, sampler, out, err)
 

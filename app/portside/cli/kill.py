@@ -25,6 +25,22 @@ if TYPE_CHECKING:
     from ..system.sampler import Sampler
 
 
+def ask(yes: bool, question: str, verb: str, done: str, stdin: TextIO, out: TextIO,
+        err: TextIO) -> int | None:
+    """Confirmation on the terminal (or --yes): None to go ahead, else the exit code.
+    With no terminal to ask on, nothing is done without --yes."""
+    if yes:
+        return None
+    if not stdin.isatty():
+        err.write(f"refusing to {verb} without confirmation: no terminal to ask on "
+                  "(add --yes)\n")
+        return EXIT_USAGE
+    if not _confirm(question, stdin, out):
+        out.write(f"cancelled: nothing {done}\n")
+        return EXIT_FAIL
+    return None
+
+
 def _confirm(question: str, stdin: TextIO, out: TextIO) -> bool:
     out.write(f"{question} [y/N] ")
     out.flush()
@@ -104,14 +120,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if args.dry_run:
         out.write("dry run: nothing sent\n")
         return EXIT_OK
-    if not args.yes:
-        if not stdin.isatty():
-            err.write("refusing to signal without confirmation: no terminal to ask on "
-                      "(add --yes)\n")
-            return EXIT_USAGE
-        if not _confirm(f"Send {sig_name}?", stdin, out):
-            out.write("cancelled: nothing sent\n")
-            return EXIT_FAIL
+    declined = ask(args.yes, f"Send {sig_name}?", "signal", "sent", stdin, out, err)
+    if declined is not None:
+        return declined
     out.flush()  # the targets are on record before anything is sent
     return _execute(args, sampler, list(targets.values()), ports, pids, out, err)
 
