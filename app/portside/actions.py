@@ -9,7 +9,7 @@ confirmation.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 from .fmt import manager_title, safe_text, signal_name
@@ -287,9 +287,11 @@ class ForGood(NamedTuple):
         return not (self.requests or self.managers or self.holders)
 
 
-def for_good(port: int, snap: Snapshot) -> ForGood:
-    """The plan that frees a port for good, from who holds it and who manages them."""
-    socks = listeners_on(snap, port)
+def for_good(port: int, snap: Snapshot, socks: Sequence[Socket] | None = None) -> ForGood:
+    """The plan that frees a port for good, from who holds it and who manages them
+    (`socks`: the port's listening sockets, when the caller has them; else read from the
+    snapshot, a pass over every socket)."""
+    socks = listeners_on(snap, port) if socks is None else socks
     pids = holder_pids(socks)
     requests: dict[tuple[str, str, str, str], list[int]] = {}
     managers: dict[int, Target] = {}

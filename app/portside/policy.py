@@ -82,7 +82,9 @@ def unavailable(action: RowAction, row: Row | None, snap: Snapshot | None, own_p
         return why
     pids: tuple[int | None, ...] = (sock.pid,)
     if action == "free":
-        good = for_good(sock.lport, snap)
+        # From the row's own socket: this is asked on every refresh of the footer, and the
+        # port's other sockets (if any) are checked again, live, before any signal.
+        good = for_good(sock.lport, snap, (sock,))
         if good.blocked:
             return f"it cannot be freed for good: {good.blocked[0]}"
         # Holders a manager is asked to stop get no signal: only the rest are checked.
@@ -115,7 +117,7 @@ def plan(kind: ActionKind, row: Row, snap: Snapshot, operator: str,
         # Every listening socket on the port, with every holder of each.
         socks = listeners_on(snap, sock.lport)
         holders = snap.targets(holder_pids(socks))
-        good = for_good(sock.lport, snap)
+        good = for_good(sock.lport, snap, socks)
         chosen, requests, first = good.holders, good.requests, good.managers
         addrs = tuple(sorted({addr_of(s) for s in socks}))
     else:
