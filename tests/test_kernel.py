@@ -210,3 +210,29 @@ def test_the_end_of_a_dump_is_found_alone_or_after_sockets() -> None:
     got: list[Socket] = []
     kernel._read_dump(feed, 7, "tcp", got)  # type: ignore[arg-type]
     assert [s.lport for s in got] == [1, 9000, 2] and not feed.data
+
+
+def test_a_port_check_asks_the_kernel_for_that_port_only(spawn: Spawner) -> None:
+    from portside.backend import PortHolders
+    from portside.system.sampler import Sampler
+
+    held = spawn("--fork")
+    udp = spawn("--udp")
+    other = spawn()
+    tw = make_time_wait(3)
+    mine = kernel.read_sock_diag(kernel.LISTEN_MASK, sport=held.port)
+    assert mine and {s.lport for s in mine} == {held.port}  # filtered by the kernel
+    assert {s.lport for s in kernel.read_sock_diag(kernel.LISTEN_MASK, sport=udp.port)
+            if s.proto == "udp"} == {udp.port}
+    assert kernel.read_sock_diag(kernel.state_mask(True), sport=tw)  # TIME_WAIT too
+    for reader in ("sock_diag", "procfs"):
+        sampler = Sampler(reader=reader)
+        full = sampler.sample()
+        one = sampler.sample_port(held.port)
+        assert {s.lport for s in one.sockets} == {held.port}
+        assert PortHolders.of(held.port, one).pids == PortHolders.of(held.port, full).pids \
+            == tuple(held.pids)
+        assert PortHolders.of(other.port, sampler.sample_port(other.port)).pids == (other.pid,)
+        assert sampler.sample_port(tw).sockets == ()  # TIME_WAIT does not hold a port
+        # The sampler is left as it was: the next sample is a whole one again.
+        assert {s.lport for s in sampler.sample().sockets} >= {held.port, other.port, tw}

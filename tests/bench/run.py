@@ -12,6 +12,7 @@ RESULTS.md from results.json, soak.json and idle.json.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -168,7 +169,23 @@ def alternate(contenders: dict[str, Callable[[], object]], runs: int,
     return {k: statistics.median(v) for k, v in times.items() if v}
 
 
+def whole_check(port: int, sampler: Any) -> object:
+    """Is the port free, read from a whole sample (what the check did before)."""
+    from portside.backend import PortHolders
+
+    return PortHolders.of(port, sampler.sample())
+
+
+def idle_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
 def sampler_section(results: dict[str, Any]) -> None:
+    from portside.system import control
     from portside.system.sampler import Sampler
 
     pops = [("50 listeners", "listeners", 50), ("500 listeners", "listeners", 500),
@@ -187,9 +204,16 @@ def sampler_section(results: dict[str, Any]) -> None:
         # environment markers read once per process).
         managed = Sampler(all_states=True, managers=True)
         managed.sample()
+        # "Is the port free now?", as kill, free, wait and the dashboard ask it after a
+        # signal: the kernel asked for that port only, against a whole sample (before).
+        check = Sampler(managers=True)
+        check.sample()
+        idle = idle_port()
         contenders: dict[str, Callable[[], object]] = {
             "portside": warm.sample,
             "portside +managers": managed.sample,
+            "port check": functools.partial(control.port_holders, idle, check),
+            "port check, whole sample": functools.partial(whole_check, idle, check),
             "portside cold": lambda: Sampler(all_states=True).sample(),
             "ss -tanp": run_cmd(["ss", "-tanp"]),
             "ss -tan": run_cmd(["ss", "-tan"]),
@@ -567,6 +591,16 @@ def write_report(results: dict[str, Any]) -> None:
                      f"{s['ss -tan']:.1f} ms | {s.get('lsof -nP -iTCP', float('nan')):.1f} ms "
                      f"| {s['psutil']:.1f} ms | **{ratio:.2f}x** | "
                      f"**{managed / s['ss -tanp']:.2f}x** |")
+    lines += ["", "## Is the port free now? (after a signal)", "",
+              "What `kill`, `free`, `wait` and the dashboard ask while waiting for a port: "
+              "the kernel asked for that port's listeners only (a sock_diag filter, as `ss "
+              "sport = :P`), against a whole sample, as before.", "",
+              "| population | TCP sockets | port check | whole sample |", "|---|---:|---:|---:|"]
+    for r in results["sampler"]:
+        s = r["sampler"]
+        if "port check" in s:
+            lines.append(f"| {r['population']} | {r['sockets']} | {s['port check']:.1f} ms | "
+                         f"{s['port check, whole sample']:.1f} ms |")
     lines += ["", "## Whole processes: `portside list --json` against `ss -tanp`", "",
               "| population | TCP sockets | portside list --json | list --all --json | "
               "ss -tanp | ratio |", "|---|---:|---:|---:|---:|---:|"]

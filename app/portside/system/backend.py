@@ -55,7 +55,7 @@ class LiveBackend:
     def holders(self, port: int) -> PortHolders:
         """Who holds the port now, with identities read now."""
         with self._control_lock:
-            snap = self._control.sample()
+            snap = self._control.sample_port(port)
         return PortHolders.of(port, snap)
 
     def is_alive(self, target: Target) -> bool:

@@ -240,8 +240,8 @@ class StopResult:
 
 
 def port_holders(port: int, sampler: Sampler) -> PortHolders:
-    """Who holds the port, read from the kernel now."""
-    return PortHolders.of(port, sampler.sample())
+    """Who holds the port, read from the kernel now (that port only)."""
+    return PortHolders.of(port, sampler.sample_port(port))
 
 
 def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.1,

@@ -88,8 +88,28 @@ _REQ = struct.Struct("=BBBxI48x")
 _FULL = struct.Struct("=IH10xBB2xHH16s16s4x8xI8xII")
 
 
-def _request(sock: socket.socket, family: int, proto: int, states: int, seq: int) -> None:
-    req = _REQ.pack(family, proto, 0, states)
+INET_DIAG_REQ_BYTECODE = 1
+INET_DIAG_BC_S_GE = 2
+INET_DIAG_BC_S_LE = 3
+_BC_OP = struct.Struct("=BBH")  # inet_diag_bc_op: code, yes, no (jumps, in bytes)
+_RTATTR = struct.Struct("=HH")
+
+
+def sport_filter(port: int) -> bytes:
+    """The request attribute that makes the kernel dump only sockets with this local port
+    (as `ss sport = :P`): bytecode for "sport >= P and sport <= P".
+
+    Each test jumps `yes` bytes on, to the next test or to the end (accept), or `no`
+    bytes, to 4 past the end (reject); the port rides in the `no` field of the op after it.
+    """
+    ops = (_BC_OP.pack(INET_DIAG_BC_S_GE, 8, 20) + _BC_OP.pack(0, 0, port)
+           + _BC_OP.pack(INET_DIAG_BC_S_LE, 8, 12) + _BC_OP.pack(0, 0, port))
+    return _RTATTR.pack(_RTATTR.size + len(ops), INET_DIAG_REQ_BYTECODE) + ops
+
+
+def _request(sock: socket.socket, family: int, proto: int, states: int, seq: int,
+             attrs: bytes = b"") -> None:
+    req = _REQ.pack(family, proto, 0, states) + attrs
     hdr = _NLMSGHDR.pack(_NLMSGHDR.size + len(req), SOCK_DIAG_BY_FAMILY,
                          NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
     sock.send(hdr + req)
@@ -133,8 +153,11 @@ def _control(data: bytes, offset: int, mtype: int) -> bool:
     return False
 
 
-def read_sock_diag(tcp_states: int, udp: bool = True) -> list[Socket]:
-    """Dump TCP sockets in the given state bitmask (and every UDP socket) via netlink."""
+def read_sock_diag(tcp_states: int, udp: bool = True, sport: int | None = None
+                   ) -> list[Socket]:
+    """Dump TCP sockets in the given state bitmask (and every UDP socket) via netlink;
+    with `sport`, only those on that local port (the kernel filters: nothing else is
+    sent, however many sockets the machine has)."""
     try:
         nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
     except AttributeError:
@@ -148,11 +171,12 @@ def read_sock_diag(tcp_states: int, udp: bool = True) -> list[Socket]:
         queries = [(socket.IPPROTO_TCP, tcp_states)]
         if udp:
             queries.append((socket.IPPROTO_UDP, 0xFFF))
+        attrs = sport_filter(sport) if sport is not None else b""
         for proto, states in queries:
             pname = "tcp" if proto == socket.IPPROTO_TCP else "udp"
             for family in (socket.AF_INET, socket.AF_INET6):
                 seq += 1
-                _request(nl, family, proto, states, seq)
+                _request(nl, family, proto, states, seq, attrs)
                 _read_dump(nl, seq, pname, out)
     except OSError as exc:
         if isinstance(exc, KernelUnavailable):
@@ -320,6 +344,9 @@ def check_available(root: str = "/proc") -> None:
         return
     raise KernelUnavailable(errno.ENOENT, f"{netlink}; and no socket tables under {root}/net "
                             f"(is {root} mounted?)")
+
+
+LISTEN_MASK = 1 << STATE_NUMBERS["LISTEN"]
 
 
 def state_mask(all_states: bool) -> int:

@@ -98,6 +98,7 @@ class Sampler:
         self._managers = ManagerIndex(proc_root)
         self._first_seen: dict[tuple[object, ...], float] = {}  # for TIME_WAIT estimates
         self._notes: tuple[str, ...] = ()
+        self._sport: int | None = None  # sample_port(): only this local port's listeners
 
     def sample(self) -> Snapshot:
         """Take one sample. Per-process errors never escape; OSError does if no reader works."""
@@ -133,6 +134,21 @@ class Sampler:
         )
 
 
+    def sample_port(self, port: int) -> Snapshot:
+        """A sample of one local port's listening sockets (TCP LISTEN, UDP) and their
+        holders: what "is it free now?" needs after a signal. On Linux the kernel is asked
+        for that port only (a sock_diag filter, as `ss sport = :P`), not for a dump of
+        every socket; the processes and managers are judged as in sample()."""
+        if self.reader not in ("sock_diag", "procfs"):
+            return self.sample()
+        saved = (self.all_states, self.count_connections)
+        self._sport, self.all_states, self.count_connections = port, False, False
+        try:
+            return self.sample()
+        finally:
+            self._sport = None
+            self.all_states, self.count_connections = saved
+
     def _keep(self, socks: list[Socket], counts: dict[int, int]) -> list[Socket]:
         """Count connections per local port, then drop the states not asked for."""
         if not self.count_connections:
@@ -147,12 +163,14 @@ class Sampler:
     # Linux -----------------------------------------------------------------------------
 
     def _read_kernel(self, notes: list[str]) -> list[Socket]:
-        mask = kernel.state_mask(self.all_states or self.count_connections)
+        sport = self._sport
+        mask = kernel.LISTEN_MASK if sport is not None else \
+            kernel.state_mask(self.all_states or self.count_connections)
         failed: kernel.KernelUnavailable | None = None
         if self.reader == "sock_diag":
             for _ in range(NETLINK_TRIES):
                 try:
-                    return kernel.read_sock_diag(mask)
+                    return kernel.read_sock_diag(mask, sport=sport)
                 except kernel.KernelUnavailable as exc:
                     failed = exc
                     if exc.errno not in kernel.TRANSIENT:
@@ -166,7 +184,8 @@ class Sampler:
                              "/proc/net for this sample; sock_diag is tried again next time")
         notes.extend(self._notes)
         try:
-            return kernel.read_proc_net(mask, root=self._holders.root)
+            socks = kernel.read_proc_net(mask, root=self._holders.root)
+            return socks if sport is None else [s for s in socks if s.lport == sport]
         except kernel.KernelUnavailable as exc:
             if failed is None:
                 raise
