@@ -206,14 +206,15 @@ def sampler_section(results: dict[str, Any]) -> None:
         managed.sample()
         # "Is the port free now?", as kill, free, wait and the dashboard ask it after a
         # signal: the kernel asked for that port only, against a whole sample (before).
-        check = Sampler(managers=True)
+        check, again = Sampler(managers=True), Sampler(managers=True)
         check.sample()
+        again.sample()  # its own: a port check keeps only that port's processes cached
         idle = idle_port()
         contenders: dict[str, Callable[[], object]] = {
             "portside": warm.sample,
             "portside +managers": managed.sample,
             "port check": functools.partial(control.port_holders, idle, check),
-            "port check, whole sample": functools.partial(whole_check, idle, check),
+            "port check, whole sample": functools.partial(whole_check, idle, again),
             "portside cold": lambda: Sampler(all_states=True).sample(),
             "ss -tanp": run_cmd(["ss", "-tanp"]),
             "ss -tan": run_cmd(["ss", "-tan"]),
