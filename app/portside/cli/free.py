@@ -22,6 +22,7 @@ from .output import write_target
 
 if TYPE_CHECKING:
     from ..system.freeing import FreeResult
+    from ..system.sampler import Sampler
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
@@ -42,13 +43,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
         plan = for_good(port, snap)
         # The live refusals (PID 1, ourselves and our parents, the pm2 daemon...) drop
         # a process from the plan, with the reason.
-        keep = {}
-        for t in (*plan.managers, *plan.holders):
-            why = control.refusal(t.pid)
-            if why is not None:
-                err.write(f"refused: {why}\n")
-            else:
-                keep[t.pid] = t
+        ok, refused = control.allowed((*plan.managers, *plan.holders))
+        for _pid, why in refused:
+            err.write(f"refused: {why}\n")
+        keep = {t.pid for t in ok}
         plan = plan._replace(managers=tuple(t for t in plan.managers if t.pid in keep),
                              holders=tuple(t for t in plan.holders if t.pid in keep))
         for why in plan.blocked:
@@ -94,7 +92,7 @@ def _show(plan: ForGood, dry_run: bool, out: TextIO) -> None:
         out.write(f"  {step}. SIGTERM what restarts the server, first:\n")
         for t in plan.managers:
             above = sorted(p for p, m in managed.items() if m.pid == t.pid)
-            what = next((manager_cell(m).rsplit(" (", 1)[0] for m in managed.values()
+            what = next((manager_cell(m, pid=False) for m in managed.values()
                          if m.pid == t.pid), "")
             write_target(t, [], out, f"{what}, above PID {', '.join(map(str, above))}")
     if plan.holders:
@@ -107,12 +105,10 @@ def _show(plan: ForGood, dry_run: bool, out: TextIO) -> None:
     out.write(f"  {step + 1}. check that port {plan.port} stays free\n")
 
 
-def _execute(args: argparse.Namespace, plans: list[ForGood], sampler: object, out: TextIO,
+def _execute(args: argparse.Namespace, plans: list[ForGood], sampler: Sampler, out: TextIO,
              err: TextIO) -> int:
     from ..system import freeing
-    from ..system.sampler import Sampler
 
-    assert isinstance(sampler, Sampler)
     code = EXIT_OK
     for plan in plans:
         tick = _ticker(err, [plan.port], [])

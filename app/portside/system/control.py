@@ -213,9 +213,16 @@ def send_signal(target: Target, sig: int, ps: Psutil = psutil,
 def targets_of(holders: PortHolders, ps: Psutil = psutil
                ) -> tuple[list[Target], list[tuple[int, str]]]:
     """A port's holders split into those that may be signalled and (pid, why) refusals."""
+    return allowed(holders.targets, ps)
+
+
+def allowed(candidates: Iterable[Target], ps: Psutil = psutil
+            ) -> tuple[list[Target], list[tuple[int, str]]]:
+    """Processes split into those that may be signalled and (pid, why) refusals, asked of
+    the machine as it is now."""
     targets: list[Target] = []
     refused: list[tuple[int, str]] = []
-    for t in holders.targets:
+    for t in candidates:
         why = refusal(t.pid, ps)
         if why is None:
             targets.append(t)
