@@ -52,6 +52,22 @@ async def test_the_details_say_who_manages_it_and_tell_the_master_apart() -> Non
         assert "managed by" not in text_of(app, "#details-body")
 
 
+async def test_a_long_manager_command_leaves_room_for_the_holder() -> None:
+    # A shell's -c script can be pages long: the details show its start, `why` all of it.
+    snap = demo_snapshot()
+    script = "sh -c 'while true; do python3 -m http.server 8000; done; " + "x" * 5000 + "'"
+    managers = {pid: m._replace(command=script) if m.pid == 2300 else m
+                for pid, m in snap.managers.items()}
+    app = demo_app()
+    async with running(app, size=(180, 50)) as pilot:
+        app.apply_snapshot(snap._replace(managers=MappingProxyType(managers)))
+        goto(app, 8000)
+        await pilot.pause()
+        text = text_of(app, "#details-body")
+        assert "PID 2300 sh -c 'while true; do python3 -m http.server 8000; done; xxx" in text
+        assert "x" * 300 not in text and "xxx…" in text
+
+
 async def test_terminate_on_a_restarted_row_warns_and_offers_freeing_for_good() -> None:
     backend = DemoBackend()
     app = demo_app(backend)

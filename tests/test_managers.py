@@ -7,6 +7,7 @@ for the whole settle time."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import Tmux, alive, ended, list_json, portside_cmd, run_cli, wait_for
+from conftest import CHILD, Tmux, alive, ended, list_json, portside_cmd, run_cli, wait_for
 from managed import (
     APP_JS,
     Loop,
@@ -346,6 +347,31 @@ def test_a_shell_loop_as_nobody(nobody_loop: tuple[int, Tree]) -> None:
     assert port_is_free(port) and not alive(m["pid"]) and not alive(row["pid"])
 
 
+# A harness above the tests: loops that wait, read lines, or are Python run nothing again.
+HARNESS = """python3 -c '
+while False:
+    done = True
+'
+n=0; while [ "$n" -lt 1 ]; do n=$((n + 1)); done
+printf "x\\n" | while read line; do echo "$line" >/dev/null; done
+while ! test -d /; do sleep 1; done
+timeout 600 sh -c "$SERVER; true"
+true
+"""
+
+
+def test_loops_in_a_harness_above_the_server_restart_nothing(start: Start) -> None:
+    port = free_port()
+    server = shlex.join([sys.executable, str(CHILD), "--port", str(port), "--lifetime", "600"])
+    tree = start(["bash", "-c", HARNESS], env={"SERVER": server})
+    row = listening(port)
+    chain = [p.name() for p in psutil.Process(row["pid"]).parents()]
+    assert chain[:3] == ["sh", "timeout", "bash"], chain  # the harness is above it
+    assert row["managed_by"] is None, row["managed_by"]
+    assert f"portside kill :{port}" in run_cli("why", str(port)).stdout
+    tree.end()
+
+
 # The rules, on a made-up /proc --------------------------------------------------------------
 
 
@@ -393,6 +419,30 @@ def test_a_restart_loop_in_any_shell(fake: FakeProc, shell: str, script: str) ->
     fake.add(101, 100, ("node", "s.js"), {})
     m = fake.judge(101)[101]
     assert (m.kind, m.pid, m.restarts, m.stop) == ("loop", 100, "always", "kill 100 101")
+
+
+@pytest.mark.parametrize("script", [
+    "while ! nc -z db 5432; do sleep 1; done; node s.js; true",  # waits, then runs it once
+    "ls | while read f; do node \"$f\"; done",  # one run per line read: not a restart
+    "python3 -c 'while x: do(s.js)'; node s.js; true",  # another language's loop
+    "while true; do nodemon x.js; done; node s.js; true",  # a loop that runs something else
+    "until node -e 1; do sleep 1; done; node s.js; true",  # the same program, other arguments
+])
+def test_a_loop_that_does_not_run_the_server_again(fake: FakeProc, script: str) -> None:
+    fake.add(100, 1, ("bash", "-c", script), {})
+    fake.add(101, 100, ("node", "s.js"), {})
+    assert fake.judge(101) == {}
+
+
+def test_a_restart_loop_above_a_wrapper(fake: FakeProc) -> None:
+    # The loop runs npm; npm's shell runs the server: the loop is judged by what it runs.
+    fake.add(100, 1, ("bash", "-c", "while true; do npm run dev; sleep 1; done"), {})
+    fake.add(101, 100, ("npm", "run", "dev"), {})
+    fake.add(102, 101, ("sh", "-c", "node s.js"), {"npm_lifecycle_event": "dev"})
+    fake.add(103, 102, ("node", "s.js"), {"npm_lifecycle_event": "dev"})
+    m = fake.judge(103)[103]
+    assert (m.kind, m.pid, m.restarts) == ("loop", 100, "always")
+    assert m.evidence[0].endswith("while true; do npm run dev; sleep 1; done")
 
 
 def test_a_loop_in_a_script_file(fake: FakeProc, tmp_path: Path) -> None:

@@ -32,7 +32,11 @@ _KEYS = frozenset({
 _KEYS_B = tuple(k.encode() + b"=" for k in _KEYS)
 _PM2_ENV = b"pm2_env="  # a pm2 cluster worker's settings, as JSON
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
-_LOOP = re.compile(r"\b(while|until)\b[^\n]*?(;|\n)\s*do\b|\b(while|until)\b.*\bdo\b", re.S)
+# A shell's reserved words where a command may start (after a line break, ; & | ( { or
+# another reserved word): a `while` inside a quoted Python program or an echo is not one.
+_WORD = re.compile(r"(?:^|(?<=[\n;&|({])|(?<=\bdo)|(?<=\bthen)|(?<=\belse))[ \t]*"
+                   r"(while|until|for|select|do|done)(?=[\s;&|)]|$)")
+_LOOP_TEXT = 120  # characters of a loop shown as evidence
 _SCRIPTS = frozenset({"npm", "npx", "pnpm", "pnpx", "yarn"})
 _SCRIPT_JS = {"npm-cli.js": "npm", "npx-cli.js": "npx", "pnpm.cjs": "pnpm", "pnpm.js": "pnpm",
               "yarn.js": "yarn", "yarn.cjs": "yarn"}
@@ -138,17 +142,97 @@ def _cmd(info: ProcessInfo) -> str:
     return join_cmdline(info.cmdline) or info.name
 
 
-def _loop_of(info: ProcessInfo, marks: Markers) -> str | None:
-    """The restart loop a shell runs ("while ...; do ...; done"), or None."""
+def shell_loops(text: str) -> list[tuple[str, str, str]]:
+    """Each `while`/`until` loop in a shell's script, as (word, condition, body), nested loops
+    too. Reserved words are only taken where a command may start; quoting is not parsed,
+    so this is a judgement, not a shell."""
+    words = [(m.group(1), m.start(1), m.end(1)) for m in _WORD.finditer(text)]
+    loops = []
+    for i, (word, _start, end) in enumerate(words):
+        if word not in ("while", "until"):
+            continue
+        depth, do_at = 0, None
+        for other, start, after in words[i + 1:]:
+            if other == "do":
+                depth += 1
+                if do_at is None:
+                    do_at = (start, after)
+            elif other == "done":
+                depth -= 1
+                if depth == 0 and do_at is not None:
+                    loops.append((word, text[end:do_at[0]].strip(" \t\n;"),
+                                  text[do_at[1]:start].strip(" \t\n;")))
+                    break
+                if depth < 0:
+                    break
+    return loops
+
+
+def _programs(info: ProcessInfo) -> set[str]:
+    """The names a script would start this process by: its program, the script an
+    interpreter runs (`node server.js`), or the tool (`npm`, run by node as npm-cli.js)."""
     argv = info.cmdline or ()
-    if not argv or _base(argv[0]).lstrip("-") not in _SHELLS:
+    names = {_base(argv[0])} if argv else set()
+    if len(argv) > 1 and not argv[1].startswith("-"):
+        names.add(_base(argv[1]))
+    if (tool := _script_tool(info)) is not None:
+        names.add(tool)
+    return {n for n in names if n}
+
+
+# Words that start a command without being its program.
+_PREFIXES = frozenset({"exec", "nohup", "env", "command", "setsid", "time", "!", "nice", "{",
+                       "}"})
+_COMMANDS = re.compile(r"[;&|\n()`]|(?<![\w.-])(?:do|then|else|elif|while|until)(?![\w.-])")
+_REDIRECT = re.compile(r"^\d*(?:[<>]|&>)")
+
+
+def _literal(word: str) -> bool:
+    return not any(c in word for c in "$`*?[")
+
+
+def _runs_it(command: str, child: ProcessInfo, names: Collection[str]) -> bool:
+    """True when one shell command starts this process: its program is one of the names
+    (or an expansion, `"$PY" app.py`), and its first argument, when literal, is one of
+    the process's (`timeout 1 curl` did not start `timeout 5400 bash run`)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # a quote opened in another command of the split
+        words = command.split()
+    words = [w for i, w in enumerate(words)
+             if not _REDIRECT.match(w) and not (i and words[i - 1] in (">", ">>", "<"))]
+    while words and (words[0] in _PREFIXES or re.match(r"^\w+=", words[0])):
+        words = words[1:]
+    if not words:
+        return False
+    expanded = not _literal(words[0])
+    if not expanded and _base(words[0]) not in names:
+        return False
+    args = (child.cmdline or ())[1:]
+    if len(words) < 2 or not _literal(words[1]):
+        return not expanded
+    return any(words[1] == a or _base(words[1]) == _base(a) for a in args)
+
+
+def _loop_of(info: ProcessInfo, marks: Markers, below: ProcessInfo | None) -> str | None:
+    """The restart loop in which a shell runs the process below it ("while true; do
+    server; done", "until server; do sleep 1; done"), or None. A loop elsewhere in the
+    script (one that waits for a database, reads lines, or is another language's, or
+    runs another command) restarts nothing."""
+    argv = info.cmdline or ()
+    if below is None or not argv or _base(argv[0]).lstrip("-") not in _SHELLS:
         return None
     if "-c" in argv[1:]:
         i = argv.index("-c", 1)
-        body = argv[i + 1] if i + 1 < len(argv) else ""
-        return body if _LOOP.search(body) else None
-    if marks.script and _LOOP.search(marks.script):
-        return argv[1]
+        text = argv[i + 1] if i + 1 < len(argv) else ""
+    else:
+        text = marks.script or ""
+    names = _programs(below)
+    for word, cond, body in shell_loops(text):
+        if cond.startswith("read") or not any(
+                _runs_it(c, below, names) for c in _COMMANDS.split(f"{cond}\n{body}")):
+            continue
+        return f"{word} {cond}; do {body}; done"
     return None
 
 
@@ -514,11 +598,11 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
                        "NAME", (f"PID {info.pid} is supervisord, above the holder",
                                 "the holder's environment, which names the program, cannot "
                                 "be read"), via="none")
-    loop = _loop_of(info, marks) if depth else None
+    loop = _loop_of(info, marks, below) if depth else None
     if loop is not None:
         return Manager("loop", _base(argv[0]), info.pid, cmd, "always", kill_both,
                        (f"PID {info.pid} is a shell running a restart loop: "
-                        f"{safe_text(loop[:120])}",))
+                        f"{safe_text(loop[:_LOOP_TEXT])}",))
     tool = _script_tool(info) if depth else None
     if tool is not None:
         event = (below_marks.env or {}).get("npm_lifecycle_event") if below_marks else None

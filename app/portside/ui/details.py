@@ -139,6 +139,9 @@ _KINDS = {"reloader": "reloader", "prefork": "prefork master", "script": "packag
           "orphan": "orphan: its starter is gone", "unknown": "unknown"}
 
 
+_MANAGER_COMMAND = 240  # characters of the manager's command line shown; `why` has it all
+
+
 def _managed_by(text: Text, snap: Snapshot, m: Manager) -> None:
     """Who manages the row's holder: what restarts it, and what stops it for good."""
     text.append("\nmanaged by\n", LABEL)
@@ -147,6 +150,8 @@ def _managed_by(text: Text, snap: Snapshot, m: Manager) -> None:
     if m.pid is not None:
         proc = snap.process(m.pid)
         command = m.command or (join_cmdline(proc.cmdline) if proc else "")
+        if len(command) > _MANAGER_COMMAND:  # a shell's whole script: the holder comes first
+            command = command[:_MANAGER_COMMAND] + "…"
         _line(text, "by", f"PID {m.pid} {safe_text(command)}")
     _line(text, "restarts", m.restarts)
     if m.stop:
