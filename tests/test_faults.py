@@ -44,7 +44,7 @@ from portside.model import Snapshot
 from portside.report import sample_notes
 from portside.system.sampler import Sampler
 from portside.ui.app import PortsideApp
-from portside.ui.widgets import StatusLine
+from portside.ui.widgets import FilterInput, StatusLine
 from uikit import SIZE, demo_app, running, until
 
 # A name that is not UTF-8, with the 8-bit CSI (0x9B) a terminal would obey, an ESC and
@@ -451,7 +451,7 @@ async def test_the_cli_and_the_dashboard_accept_and_reject_the_same_queries() ->
             await pilot.pause()
             box.value = query  # as if pasted
             await pilot.pause()
-            shown = str(app.main.query_one("#filter-error").render())
+            shown = app.main.query_one(FilterInput).error
             code, message = cli[query]
             if box.has_class("-invalid"):
                 assert code == 2 and message, (query, code, shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from portside import view
 from portside.backend import PortHolders
 from portside.demo import DEMO_IDENTITY, DEMO_MONOTONIC, DemoBackend, demo_snapshot
 from portside.model import Snapshot
+from portside.query import parse
 from portside.ui.app import PortsideApp
 from portside.ui.dialogs import ConfirmScreen, TextScreen
+from portside.ui.main import FilterReady
 from portside.ui.table import SocketTable
-from portside.ui.widgets import Banner, DetailsPane, StatusLine
+from portside.ui.widgets import Banner, DetailsPane, FilterInput, StatusLine
 from portside.view import RowKey
 from uikit import (
     SIZE,
@@ -300,6 +303,75 @@ async def test_a_filter_updates_the_header_count_at_once() -> None:
         assert app.model.shown < total
 
 
+def _big(n: int) -> Snapshot:
+    """The demo machine with n more TIME_WAIT sockets, from ports 20000 up."""
+    from portside.model import Socket
+    base = demo_snapshot()
+    extra = tuple(Socket("tcp", "ipv4", "127.0.0.1", 20000 + i, "127.0.0.1", 40000,
+                         "TIME_WAIT", time_left=30.0) for i in range(n))
+    return base._replace(sockets=base.sockets + extra)
+
+
+async def test_a_filter_on_many_rows_is_applied_by_a_worker_and_the_last_typed_wins() -> None:
+    app = demo_app()
+    async with running(app, snap=_big(6000)) as pilot:
+        screen = main(app)
+        assert len(app.model.rows) > screen.sync_rows  # the worker's path
+        before = app.model.version
+        threads: list[str] = []
+        compose = app.model.compose
+
+        def spy(*args: Any, **kw: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return compose(*args, **kw)
+
+        app.model.compose = spy  # type: ignore[method-assign]
+        await pilot.press("slash", *":2000", "1")
+        # Each key went into the box at once; the table follows when the worker is done.
+        assert screen.query_one("#filter", Input).value == ":20001"
+        await until(pilot, lambda: screen.filtering is None)
+        assert app.model.query.source == ":20001" and screen.filter_query.source == ":20001"
+        assert [r.sock.lport for r in app.model.view] == [20001]
+        assert "1 of" in header(app) and "filtering" not in header(app)
+        assert app.model.version > before
+        assert threads and threading.main_thread().name not in threads, threads
+        await pilot.press("backspace", "backspace", "backspace", "backspace", "backspace")
+        await until(pilot, lambda: screen.filtering is None)
+        assert screen.query_one("#filter", Input).value == ":"
+        await pilot.press("backspace")  # the empty filter: every row, in port order
+        await until(pilot, lambda: screen.filtering is None)
+        assert len(app.model.view) == len(app.model.rows)
+        ports = [r.sock.lport for r in app.model.view]
+        assert ports == sorted(ports)
+
+
+async def test_a_filter_worker_result_for_old_rows_or_an_old_filter_is_not_shown() -> None:
+    app = demo_app()
+    async with running(app, snap=_big(6000)) as pilot:
+        screen = main(app)
+        await pilot.press("slash", *":20001")
+        await until(pilot, lambda: screen.filtering is None)
+        shown = list(app.model.view)
+        rows = list(app.model.rows.values())
+        made = app.model.compose(rows, parse(":20002"), keep=False)
+        assert made is not None
+        # Typed over already: a result for ":20002" while ":20003" is applied is dropped.
+        screen.filtering = parse(":20003")
+        screen.on_filter_ready(FilterReady(parse(":20002"), app.model.version, *made))
+        assert app.model.view == shown
+        # Made for this filter, but the rows changed since: made again, never shown stale.
+        pending = screen.filtering
+        screen.on_filter_ready(FilterReady(pending, app.model.version - 1, *made))
+        assert app.model.view == shown and screen.filtering is pending
+        await until(pilot, lambda: screen.filtering is None)
+        assert [r.sock.lport for r in app.model.view] == [20003]
+        assert "filtering" not in header(app)
+        # While one is pending, the header says so.
+        screen.filtering = parse(":1")
+        screen.refresh_header()
+        assert "filtering…" in header(app)
+
+
 async def test_sort_orders_the_rows_and_reverses_them() -> None:
     app = demo_app()
     async with running(app) as pilot:
@@ -353,6 +425,37 @@ async def test_cursor_stays_on_its_socket_across_refreshes_and_sorts() -> None:
         assert table(app).current.key == key  # type: ignore[union-attr]
 
 
+async def test_typing_a_filter_never_re_lays_out_the_screen() -> None:
+    # A layout repaints every widget: tens of milliseconds a key with a big table. The
+    # table's own size changes with the rows a filter leaves; the box's never does.
+    app = demo_app()
+    async with running(app) as pilot:
+        screen = main(app)
+        box = screen.query_one(FilterInput)
+        layouts: list[str] = []
+        refresh = box.refresh
+
+        def counted(*args: Any, layout: bool = False, **kw: Any) -> Any:
+            if layout:
+                layouts.append(box.value)
+            return refresh(*args, layout=layout, **kw)
+
+        await pilot.press("slash")
+        await pilot.pause()
+        box.refresh = counted  # type: ignore[method-assign]
+        await pilot.press(*"state:", *"tw proc:[b]x", "space", *"port:30-")
+        await pilot.pause()
+        assert box.value == "state:tw proc:[b]x port:30-" and box.has_class("-invalid")
+        assert "port:30-" in box.error and not layouts, layouts
+        # The reason is in the box's border, as text: a typed "[b]" is never markup.
+        assert box.border_subtitle is not None and "port:30-" in str(box.border_subtitle)
+        await pilot.press(*["backspace"] * 8)
+        await pilot.pause()
+        assert box.error == "" and not box.has_class("-invalid") and not layouts, layouts
+        assert not box.border_subtitle
+        assert app.model.query.source == "state:tw proc:[b]x "
+
+
 async def test_invalid_filter_keeps_the_last_valid_one() -> None:
     app = demo_app()
     async with running(app) as pilot:
@@ -365,7 +468,7 @@ async def test_invalid_filter_keeps_the_last_valid_one() -> None:
         box.value = ":5432 port:abc"  # as if pasted
         await pilot.pause()
         assert box.has_class("-invalid")
-        error = str(main(app).query_one("#filter-error").render())
+        error = main(app).query_one(FilterInput).error
         assert "port:abc" in error and "still showing: :5432" in error
         assert [r.key for r in app.model.view] == shown
         await pilot.press("escape")  # clears the filter and goes back to the table
@@ -401,7 +504,7 @@ async def test_a_bad_initial_query_is_marked_and_shows_everything() -> None:
     async with running(app):
         box = main(app).query_one("#filter", Input)
         assert box.value == "port:abc" and box.has_class("-invalid")
-        assert "port:abc" in str(main(app).query_one("#filter-error").render())
+        assert "port:abc" in main(app).query_one(FilterInput).error
         assert len(app.model.view) == len(demo_snapshot().sockets)
 
 

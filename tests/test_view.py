@@ -5,8 +5,8 @@ from __future__ import annotations
 from portside.actions import SETTLE
 from portside.backend import PortHolders
 from portside.demo import DEMO_MONOTONIC, demo_snapshot
-from portside.model import Snapshot
-from portside.query import parse
+from portside.model import Snapshot, Socket
+from portside.query import Query, parse
 from portside.view import (
     CHANGED,
     GONE,
@@ -68,6 +68,32 @@ def test_filter_sort_and_index() -> None:
     m.rebuild()
     position = m.position(key)
     assert position is not None and m.view[position].key == key
+
+
+def test_a_sample_tries_the_filter_only_on_new_and_changed_rows() -> None:
+    query = parse("nginx")
+    tried: list[int] = []
+
+    class Counting(Query):
+        def matches(self, sock: Socket, snap: Snapshot | None = None) -> bool:
+            tried.append(sock.lport)
+            return Query.matches(self, sock, snap)
+
+    counting = Counting(*query)
+    m = TableModel(query=counting)
+    snap = demo_snapshot()
+    m.apply(snap, DEMO_MONOTONIC)
+    assert len(tried) == len(snap.sockets)
+    first = [r.key for r in m.view]
+    tried.clear()
+    s2 = later(snap, 2, gone=frozenset({991}))  # an nginx worker exits: 80 and 443 change
+    m.apply(s2, s2.monotonic)
+    assert sorted(set(tried)) == [80, 443], tried
+    assert [r.key for r in m.view] == first  # the same rows match
+    tried.clear()
+    m.query = parse("postgres")  # a new filter: every row is tried again
+    m.rebuild()
+    assert {r.sock.lport for r in m.view} == {5432}
 
 
 def test_fold_time_wait_per_port() -> None:
@@ -138,3 +164,31 @@ def test_sort_keys_follow_column_changes_and_state_changes() -> None:
     m.apply(s2, s2.monotonic)
     pids = [r.sock.pid for r in m.view if r.sock.pid is not None]
     assert pids == sorted(pids) and 991 in pids
+
+
+def test_a_workers_masks_pick_the_rows_the_plain_filter_picks() -> None:
+    m = TableModel()
+    snap = demo_snapshot()
+    m.apply(snap, DEMO_MONOTONIC)
+    rows = list(m.rows.values())
+    typed = ""
+    for text in ["nginx", "-nginx state:tw", "-nginx state:tw :443", ":80 :443 -pid:990",
+                 "127.0.0", "127.0.0 -python", "proto:udp", "user:alice -proc:node"]:
+        plain = m.compose(rows, parse(text))
+        masked = m.compose(rows, parse(text), keep=False)
+        assert plain is not None and masked is not None
+        assert [r.key for r in masked[0]] == [r.key for r in plain[0]], text
+        assert masked[1] == plain[1]
+        typed = text
+    assert typed
+    # The masks are for the rows they were made from: a sample that moves a row (a gone
+    # one goes last) has its rows tried afresh.
+    assert m.compose(rows, parse("python"), keep=False) is not None
+    s2 = later(snap, 2, gone=frozenset({2301}))
+    m.apply(s2, s2.monotonic)
+    now = list(m.rows.values())
+    assert len(now) == len(rows) and [r.key for r in now] != [r.key for r in rows]
+    fresh = m.compose(now, parse("python"), keep=False)
+    plain = m.compose(now, parse("python"))
+    assert fresh is not None and plain is not None
+    assert [r.key for r in fresh[0]] == [r.key for r in plain[0]]

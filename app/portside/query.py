@@ -67,14 +67,7 @@ class Query(NamedTuple):
 
     def matches(self, sock: Socket, snap: Snapshot | None = None) -> bool:
         """True when every group of terms holds for this socket."""
-        for group in self.groups:
-            if len(group) == 1:
-                t = group[0]
-                if _match_term(t, sock, snap) == t.negated:
-                    return False
-            elif not any(_match_term(t, sock, snap) for t in group):
-                return False
-        return True
+        return all(group_matches(group, sock, snap) for group in self.groups)
 
     def filter(self, snap: Snapshot) -> list[Socket]:
         """The snapshot's sockets that match."""
@@ -240,6 +233,15 @@ def _addr_in(addr: str | None, net: object) -> bool:
         return False
 
 
+def group_matches(group: tuple[Term, ...], sock: Socket, snap: Snapshot | None) -> bool:
+    """True when one group of a query holds: its one term (negated or not), or any of
+    its alternatives."""
+    if len(group) == 1:
+        t = group[0]
+        return _match_term(t, sock, snap) != t.negated
+    return any(_match_term(t, sock, snap) for t in group)
+
+
 def _match_term(term: Term, sock: Socket, snap: Snapshot | None) -> bool:
     kind, values = term.kind, term.values
     if kind == "port":
@@ -258,16 +260,38 @@ def _match_term(term: Term, sock: Socket, snap: Snapshot | None) -> bool:
         return sock.user is not None and sock.user == values[0]
     if kind == "addr":
         return _addr_in(sock.laddr, values[0]) or _addr_in(sock.raddr, values[0])
-    proc = snap.process(sock.pid) if snap is not None else None
     if kind == "proc":
+        proc = snap.process(sock.pid) if snap is not None else None
         return proc is not None and str(values[0]) in proc.name.lower()
     # Free text.
     needle = str(values[0])
-    hay = [sock.laddr, f"{sock.laddr}:{sock.lport}", sock.raddr or "", sock.user or ""]
-    if proc is not None:
-        hay.append(proc.name)
-        hay.append(join_cmdline(proc.cmdline))
-    return any(needle in h.lower() for h in hay)
+    # Addresses are written in lower case (inet_ntop); "host:port" is made only when asked.
+    if needle in sock.laddr or (sock.raddr is not None and needle in sock.raddr) or (
+            sock.user is not None and needle in sock.user.lower()) or (
+            ":" in needle and needle in f"{sock.laddr}:{sock.lport}"):
+        return True
+    return snap is not None and sock.pid is not None and needle in process_text(snap, sock.pid)
+
+
+_TEXTS: dict[int, tuple[Snapshot, dict[int, str]]] = {}
+
+
+def process_text(snap: Snapshot, pid: int) -> str:
+    """A process's name and command line, lower-cased, for free text: made once per
+    process and snapshot (a filter is tried on every socket, on every key typed, and
+    thousands of sockets share a process)."""
+    entry = _TEXTS.get(id(snap))
+    if entry is None or entry[0] is not snap:
+        if len(_TEXTS) >= 2:  # the UI thread's snapshot and a worker's, at most
+            _TEXTS.clear()
+        entry = _TEXTS[id(snap)] = (snap, {})
+    texts = entry[1]
+    text = texts.get(pid)
+    if text is None:
+        proc = snap.process(pid)
+        text = texts[pid] = f"{proc.name}\n{join_cmdline(proc.cmdline)}".lower() \
+            if proc is not None else ""
+    return text
 
 
 # Sorting -------------------------------------------------------------------------------

@@ -6,15 +6,17 @@ tested fast and a refresh costs a dict diff and a list sort, not widget operatio
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 from operator import attrgetter
 from typing import Final, Literal
 
 from .actions import SETTLE
 from .backend import PortHolders
 from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, countdown
-from .query import Query, sort_key
+from .query import Query, group_matches, sort_key
 
 NEW_SECONDS = 3.0  # how long a new row stays highlighted
 GONE_SECONDS = 3.0  # how long a vanished row stays, marked as gone
@@ -26,6 +28,9 @@ GONE: Final = "gone"  # vanished: kept GONE_SECONDS, struck through
 CHANGED: Final = "changed"  # its state changed
 RowKey = tuple[object, ...]
 _SORTKEY = attrgetter("sortkey")
+_UNTRIED: tuple[object, bool] = (None, False)
+_SLICE = 8192  # rows a worker sorts at a time
+_MASKS = 256  # groups of terms whose masks a worker keeps
 
 
 @dataclass(slots=True, eq=False)  # identity: list.index() on 50k rows compares pointers
@@ -43,6 +48,7 @@ class Row:
     sortkey: tuple[object, ...] = ()  # cached sort key ...
     sortcol: str = ""  # ... for this sort column ("" when stale)
     gen: int = 0  # the last sample that listed this socket
+    matched: tuple[object, bool] = (None, False)  # (query, whether it matches) as last tried
 
     @property
     def folded(self) -> bool:
@@ -89,6 +95,9 @@ class TableModel:
     _marked: set[RowKey] = field(default_factory=set)  # rows with a mark, for expire()
     shown: int = 0  # sockets the view stands for (folds count all theirs; gone rows not)
     _sorted_by: str = ""  # the column the view's rows have sort keys for
+    version: int = 0  # counts the views made: a view made elsewhere from older rows is stale
+    rows_gen: int = 0  # counts the changes to `rows`: a worker's masks are for one of them
+    _masks: dict[tuple[object, ...], int] = field(default_factory=dict)  # a worker's masks
 
     def apply(self, snap: Snapshot, now: float, keys: list[RowKey] | None = None) -> None:
         """Take a new snapshot: mark new, gone and changed rows, then rebuild the view.
@@ -126,6 +135,7 @@ class TableModel:
                 before = row.sock
                 if before.state != state or before.holders != s.holders:
                     row.mark, row.until, row.sortcol = CHANGED, now + CHANGED_SECONDS, ""
+                    row.matched = _UNTRIED
                     marked.add(key)
                     fresh.append(row)
                 elif row.mark:
@@ -152,6 +162,7 @@ class TableModel:
             marked.add(old_key)
             gone += 1
         self.rows = rows
+        self.rows_gen += 1
         self._marked = marked
         self.snapshot = snap
         self.tw_counts = tw
@@ -177,6 +188,7 @@ class TableModel:
             if row.until <= now:
                 if row.mark == GONE:
                     del self.rows[key]
+                    self.rows_gen += 1
                 else:
                     row.mark = ""
                 self._marked.discard(key)
@@ -187,28 +199,104 @@ class TableModel:
 
     def rebuild(self) -> None:
         """Filter, fold and sort the rows into the view."""
-        snap = self.snapshot
-        if snap is None:
+        if self.snapshot is None:
             self.view = []
             return
-        match = self.query.matches
-        if self.query.terms:
-            rows = [r for r in self.rows.values() if match(r.sock, snap)]
-        else:
-            rows = list(self.rows.values())
+        made = self.compose(list(self.rows.values()), self.query)
+        assert made is not None
+        self.adopt(made[0], made[1], self.query)
+        self._sorted_by = self.sort_column
+
+    def adopt(self, view: list[Row], shown: int, query: Query) -> None:
+        """Take a view made by compose() (on a worker, for this query)."""
+        self.view, self.shown, self.query = view, shown, query
+        self.version += 1
+        self._sorted_by = ""  # a worker's view: its rows may lack keys for the column
+
+    def compose(self, rows: list[Row], query: Query, keep: bool = True,
+                cancelled: Callable[[], bool] | None = None, rows_gen: int | None = None
+                ) -> tuple[list[Row], int] | None:
+        """The view these rows make with this query, and the sockets it stands for.
+        A worker thread may run it for a query being typed (keep=False: the rows' sort
+        keys are left as they are; only their match results are kept, one tuple each);
+        it returns None soon after `cancelled()` turns true (a newer key was typed).
+        `rows_gen`: the model's rows_gen when `rows` were taken from it."""
+        snap = self.snapshot
+        assert snap is not None
+        if query.terms and not keep:
+            kept = self._masked(rows, query, snap, self.rows_gen if rows_gen is None
+                                else rows_gen, cancelled)
+            if kept is None:
+                return None
+            rows = kept
+        elif query.terms:
+            # A row's match holds until the row changes: only new and changed rows are
+            # tried again on a sample.
+            match, kept = query.matches, []
+            for r in rows:
+                tried = r.matched
+                if tried[0] is not query:
+                    tried = r.matched = (query, match(r.sock, snap))
+                if tried[1]:
+                    kept.append(r)
+            rows = kept
         if self.fold:
             rows = self._folded(rows, snap)
         folded = sum(r.count - 1 for r in rows if r.count > 1) if self.fold else 0
         gone = sum(1 for r in rows if r.mark == GONE) if self._marked else 0
-        self._sort(rows, snap, None, gone - folded)
+        return self._sorted(rows, snap, None, keep), len(rows) - (gone - folded)
+
+    def _masked(self, rows: list[Row], query: Query, snap: Snapshot, rows_gen: int,
+                cancelled: Callable[[], bool] | None) -> list[Row] | None:
+        """The rows this query keeps, for a query being typed: each group of terms is
+        tried once on these rows (the model's rows at `rows_gen`) and kept as a mask, one
+        byte a row, so that a key typed at the end of a long query tries only the group
+        it changes. The masks are ANDed as integers and the rows picked by
+        itertools.compress, both in C. Each mask is filed under the rows it was made
+        from: a cancelled worker finishing late cannot hand a newer one its masks."""
+        masks = self._masks
+        combined: int | None = None
+        for group in query.groups:
+            mask = masks.get((rows_gen, len(rows), group))
+            if mask is None:
+                flags = bytearray(len(rows))
+                for i, r in enumerate(rows):
+                    if cancelled is not None and not i % 2048 and cancelled():
+                        return None
+                    if group_matches(group, r.sock, snap):
+                        flags[i] = 1
+                mask = int.from_bytes(flags, "little")
+                if len(masks) >= _MASKS:
+                    masks.clear()
+                masks[(rows_gen, len(rows), group)] = mask
+            combined = mask if combined is None else combined & mask
+        assert combined is not None
+        return list(compress(rows, combined.to_bytes(len(rows), "little")))
 
     def _sort(self, rows: list[Row], snap: Snapshot, fresh: list[Row] | None,
               hidden: int) -> None:
         """Sort rows into the view. `fresh`: the only rows without a key for the column
         the view is sorted by (None: check every row); `hidden`: rows that are not
         sockets to count (gone ones; negative for the extra sockets of folds)."""
+        self.view = self._sorted(rows, snap, fresh)
+        self._sorted_by = self.sort_column
+        self.shown = len(rows) - hidden
+        self.version += 1
+
+    def _sorted(self, rows: list[Row], snap: Snapshot, fresh: list[Row] | None,
+                keep: bool = True) -> list[Row]:
         col = self.sort_column
         key = sort_key(col, snap)
+        if not keep:  # another thread's: keys of its own, the rows' left alone
+            def cached(r: Row) -> tuple[object, ...]:
+                return r.sortkey if r.sortcol == col and col != "time" else key(r.sock)
+            # Sorted in slices, then merged: one sort of 100k rows holds the GIL ~80 ms,
+            # which the UI thread would wait through; a slice holds it a few.
+            chunks = [sorted(rows[i:i + _SLICE], key=cached, reverse=self.reverse)
+                      for i in range(0, len(rows), _SLICE)]
+            if len(chunks) == 1:
+                return chunks[0]
+            return list(heapq.merge(*chunks, key=cached, reverse=self.reverse))
         # Sort keys are kept per row: only new or changed rows (or a new column) need one.
         # Times change every sample, so that column is always recomputed.
         if col == "time" or fresh is None or col != self._sorted_by:
@@ -217,9 +305,7 @@ class TableModel:
             r.sortkey = key(r.sock)
             r.sortcol = col
         rows.sort(key=_SORTKEY, reverse=self.reverse)
-        self.view = rows
-        self._sorted_by = col
-        self.shown = len(rows) - hidden
+        return rows
 
     def position(self, key: RowKey) -> int | None:
         """Where the row with this key is in the view, if it is."""

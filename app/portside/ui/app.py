@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ from .main import MainScreen
 MAX_BACKOFF = 60.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STOP_WAIT = 3.0  # seconds a signalled dashboard may take to leave before it is ended
+SWITCH_INTERVAL = 0.001  # seconds a thread holds the GIL while another waits (sys default 5 ms)
 
 
 class SamplerSettings(NamedTuple):
@@ -109,6 +111,11 @@ class PortsideApp(App[int]):
 
     def on_mount(self) -> None:
         """Start sampling."""
+        # The sampler and a filter's worker run Python beside the UI thread: a key waits
+        # for the GIL up to the switch interval each time the UI thread wakes, 5 ms by
+        # default, several times a key. 1 ms: measured at 100k rows while a 251-character
+        # filter is typed, the longest wait for the screen fell from 74 to 59 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if self.handle_signals:
             loop = asyncio.get_running_loop()
 

@@ -8,12 +8,36 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from ..backend import Identity
 from ..fmt import format_duration, safe_text
 from ..view import TableModel
+
+
+class FilterInput(Input):
+    """The filter box. Textual's Input takes a new virtual size (its text's width) on
+    every key typed, and that re-lays out the whole screen: a repaint of every widget,
+    tens of milliseconds a key with a large table. The box's own size never changes, so
+    the new virtual size is taken quietly; Input's own assignment then changes nothing."""
+
+    error = ""  # why the text typed is not a filter ("" when it is one)
+
+    def _watch_value(self, value: str) -> None:
+        self.set_reactive(Input.virtual_size, Size(self.content_width, 1))
+        super()._watch_value(value)
+
+    def say(self, error: str) -> None:
+        """Mark the box invalid and say why in its bottom border ("": valid). In the
+        border, not a line below it: a line that comes and goes re-lays out the screen
+        on every key typed through a half-written term (`state:`, `port:30-`)."""
+        if error == self.error:
+            return
+        self.error = error
+        self.set_class(bool(error), "-invalid")
+        self.border_subtitle = Text(error) if error else None  # text: never markup
 
 
 class StatusLine(Widget):
@@ -44,8 +68,10 @@ class StatusLine(Widget):
 
 
 def header_text(identity: Identity, interval: float, paused: bool, model: TableModel,
-                sampled_at: float | None, now: float, watched: list[int]) -> Text:
-    """The header: who and where, live or paused, the sample's age, what is shown."""
+                sampled_at: float | None, now: float, watched: list[int],
+                filtering: bool = False) -> Text:
+    """The header: who and where, live or paused, the sample's age, what is shown
+    (`filtering`: a new filter is being applied, the rows are still the last one's)."""
     snap = model.snapshot
     status = Text(f"portside · {safe_text(identity.hostname)} · {safe_text(identity.user)} "
                   f"({'root' if identity.is_root else 'not root'}) · every {interval:g}s · ")
@@ -72,6 +98,8 @@ def header_text(identity: Identity, interval: float, paused: bool, model: TableM
         total = len(snap.sockets)
         status.append(f" · {model.shown} of {total} sockets" if model.shown != total
                       else f" · {total} sockets")
+        if filtering:
+            status.append(" · filtering…", "bold")
         if model.fold:
             status.append(" · TIME_WAIT folded")
     if watched:
