@@ -188,7 +188,10 @@ def test_a_workers_masks_pick_the_rows_the_plain_filter_picks() -> None:
     m.apply(s2, s2.monotonic)
     now = list(m.rows.values())
     assert len(now) == len(rows) and [r.key for r in now] != [r.key for r in rows]
-    fresh = m.compose(now, parse("python"), keep=False)
+    python = parse("python")
+    fresh = m.compose(now, python, keep=False)
     plain = m.compose(now, parse("python"))
     assert fresh is not None and plain is not None
     assert [r.key for r in fresh[0]] == [r.key for r in plain[0]]
+    # The rows keep the worker's results: the samples that follow try no row again.
+    assert all(r.matched == (python, r in fresh[0], r.changes) for r in now)

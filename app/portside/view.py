@@ -28,7 +28,6 @@ GONE: Final = "gone"  # vanished: kept GONE_SECONDS, struck through
 CHANGED: Final = "changed"  # its state changed
 RowKey = tuple[object, ...]
 _SORTKEY = attrgetter("sortkey")
-_UNTRIED: tuple[object, bool] = (None, False)
 _SLICE = 8192  # rows a worker sorts at a time
 _MASKS = 256  # groups of terms whose masks a worker keeps
 
@@ -48,7 +47,10 @@ class Row:
     sortkey: tuple[object, ...] = ()  # cached sort key ...
     sortcol: str = ""  # ... for this sort column ("" when stale)
     gen: int = 0  # the last sample that listed this socket
-    matched: tuple[object, bool] = (None, False)  # (query, whether it matches) as last tried
+    changes: int = 0  # counts the changes of its socket's state or holders
+    # (query, whether it matches, `changes` then), as last tried: one tuple, set at once,
+    # as a filter's worker may set it while a sample changes the row.
+    matched: tuple[object, bool, int] = (None, False, -1)
 
     @property
     def folded(self) -> bool:
@@ -135,7 +137,7 @@ class TableModel:
                 before = row.sock
                 if before.state != state or before.holders != s.holders:
                     row.mark, row.until, row.sortcol = CHANGED, now + CHANGED_SECONDS, ""
-                    row.matched = _UNTRIED
+                    row.changes += 1
                     marked.add(key)
                     fresh.append(row)
                 elif row.mark:
@@ -235,8 +237,8 @@ class TableModel:
             match, kept = query.matches, []
             for r in rows:
                 tried = r.matched
-                if tried[0] is not query:
-                    tried = r.matched = (query, match(r.sock, snap))
+                if tried[0] is not query or tried[2] != r.changes:
+                    tried = r.matched = (query, match(r.sock, snap), r.changes)
                 if tried[1]:
                     kept.append(r)
             rows = kept
@@ -255,6 +257,7 @@ class TableModel:
         itertools.compress, both in C. Each mask is filed under the rows it was made
         from: a cancelled worker finishing late cannot hand a newer one its masks."""
         masks = self._masks
+        changes = [r.changes for r in rows]  # as the rows are when tried
         combined: int | None = None
         for group in query.groups:
             mask = masks.get((rows_gen, len(rows), group))
@@ -271,7 +274,12 @@ class TableModel:
                 masks[(rows_gen, len(rows), group)] = mask
             combined = mask if combined is None else combined & mask
         assert combined is not None
-        return list(compress(rows, combined.to_bytes(len(rows), "little")))
+        picked = combined.to_bytes(len(rows), "little")
+        # Each row keeps its result (one tuple, set at once, as the UI thread reads it):
+        # the samples after this filter is taken try only new and changed rows.
+        for r, flag, seen in zip(rows, picked, changes, strict=True):
+            r.matched = (query, flag == 1, seen)
+        return list(compress(rows, picked))
 
     def _sort(self, rows: list[Row], snap: Snapshot, fresh: list[Row] | None,
               hidden: int) -> None:

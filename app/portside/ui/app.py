@@ -26,7 +26,7 @@ from ..backend import Backend
 from ..fmt import format_duration, safe_text
 from ..model import Snapshot
 from ..query import as_typed
-from ..view import RowKey, TableModel, row_keys
+from ..view import TableModel, row_keys
 from .main import MainScreen
 
 MAX_BACKOFF = 60.0
@@ -41,21 +41,6 @@ class SamplerSettings(NamedTuple):
     interval: float
     paused: bool = False
     all_states: bool = False
-
-
-class SnapshotReady(Message):
-    """A new sample from the sampler worker. A newer one replaces an unprocessed older one."""
-
-    def __init__(self, snapshot: Snapshot, keys: list[RowKey] | None = None,
-                 sampled_at: float | None = None) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-        self.keys = keys  # the rows' keys, computed on the sampler thread
-        self.sampled_at = sampled_at  # the app's clock when the sample began
-
-    def can_replace(self, message: Message) -> bool:
-        """Only the newest snapshot matters."""
-        return isinstance(message, SnapshotReady)
 
 
 class SampleFailed(Message):
@@ -178,9 +163,9 @@ class PortsideApp(App[int]):
                 # Row keys are made here, off the UI thread: at 50k sockets that is ~10 ms
                 # the UI does not spend.
                 keys = row_keys(snap)
-                if cancelled.is_set():
+                if cancelled.is_set() or not self.is_running:
                     return  # replaced meanwhile (say, by all states): this one is stale
-                self.post_message(SnapshotReady(snap, keys, began))
+                self.main.take_sample(snap, keys, began)
             cancelled.wait(wait)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -196,11 +181,6 @@ class PortsideApp(App[int]):
             settings = self.sampling
             self.set_timer(self.interval, lambda: self.resample(settings.paused,
                                                                 settings.all_states))
-
-    def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        """Hand a sample to the screen."""
-        if self.is_running:  # closing: the widgets may be gone already
-            self.main.apply_snapshot(message.snapshot, message.keys, message.sampled_at)
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         """Show why sampling failed and when it retries."""

@@ -8,6 +8,7 @@ still open.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -105,6 +106,19 @@ class ProbeReady(Message):
         self.error = error
 
 
+class SampleTaken(Message):
+    """A sample the sampler's thread took into the model."""
+
+    def __init__(self, snapshot: Snapshot, sampled_at: float) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.sampled_at = sampled_at
+
+    def can_replace(self, message: Message) -> bool:
+        """One repaint for the newest is enough."""
+        return isinstance(message, SampleTaken)
+
+
 class FilterReady(Message):
     """The view a worker made for a filter being typed."""
 
@@ -155,6 +169,9 @@ class MainScreen(Screen[None]):
         self.activity = ""  # what the last action is doing, or how it ended
         self._bindings_state: tuple[bool, ...] = ()  # the row actions' availability shown
         self.filtering: Query | None = None  # a filter a worker is applying
+        # Held while the model changes: the sampler's thread takes samples into it, the UI
+        # thread changes its settings and expires its marks.
+        self.model_lock = threading.Lock()
         self._full_gc = float("-inf")  # when the cyclic GC last ran a full pass
         self.sync_rows = SYNC_ROWS
 
@@ -225,10 +242,28 @@ class MainScreen(Screen[None]):
                        sampled_at: float | None = None) -> None:
         """Take a snapshot into the table: one dict diff, one sort, one repaint.
         `sampled_at`: when the sample began, by the app's clock (default: now)."""
+        with self.model_lock:
+            self.model.apply(snap, self.clock(), keys)
+        self._keep_out_of_gc()
+        self.sample_taken(snap, sampled_at)
+
+    def take_sample(self, snap: Snapshot, keys: list[RowKey], sampled_at: float) -> None:
+        """On the sampler's thread: the snapshot into the model (the dict diff and the
+        sort: 100-200 ms at 100k sockets, which keys typed meanwhile would wait through on
+        the UI thread), then the screen is told."""
+        with self.model_lock:
+            self.model.apply(snap, self.clock(), keys)
+        self._keep_out_of_gc()
+        self.post_message(SampleTaken(snap, sampled_at))
+
+    def on_sample_taken(self, message: SampleTaken) -> None:
+        """A sample the sampler's thread took into the model: the screen follows."""
+        self.sample_taken(message.snapshot, message.sampled_at)
+
+    def sample_taken(self, snap: Snapshot, sampled_at: float | None) -> None:
+        """Repaint for a sample in the model (its age from `sampled_at`; None: now)."""
         self.error = ""
         self.sampled_at = self.clock() if sampled_at is None else sampled_at
-        self.model.apply(snap, self.clock(), keys)
-        self._keep_out_of_gc()
         self.query_one(SocketTable).refresh_rows()
         self._check_watches(snap)
         self.refresh_header()
@@ -254,7 +289,15 @@ class MainScreen(Screen[None]):
     def _tick(self) -> None:
         """Once a second: countdowns, expired marks, the sample's age."""
         table = self.query_one(SocketTable)
-        if self.model.expire(self.clock()):
+        # A sample going into the model holds the lock: its marks expire next second.
+        if self.model_lock.acquire(blocking=False):
+            try:
+                expired = self.model.expire(self.clock())
+            finally:
+                self.model_lock.release()
+        else:
+            expired = False
+        if expired:
             table.refresh_rows()
         else:
             table.tick()
@@ -284,9 +327,10 @@ class MainScreen(Screen[None]):
     def _reshape(self) -> None:
         """A view setting changed: rebuild the rows, repaint them, and say so above."""
         model = self.model
-        model.query, model.fold = self.filter_query, self.fold
-        model.sort_column, model.reverse = self.sort
-        model.rebuild()
+        with self.model_lock:
+            model.query, model.fold = self.filter_query, self.fold
+            model.sort_column, model.reverse = self.sort
+            model.rebuild()
         self.query_one(SocketTable).refresh_rows()  # -> Highlighted: details and footer
         self.refresh_header()
 
@@ -379,15 +423,20 @@ class MainScreen(Screen[None]):
 
     def on_filter_ready(self, message: FilterReady) -> None:
         """A worker's view for the filter typed: taken, unless the rows changed meanwhile
-        (a sample, a fold, a sort), when it is made again from the rows of now."""
+        (a sample, a fold, a sort), when the view is made from the rows of now."""
         if message.query is not self.filtering:
             return  # a newer filter was typed since
-        if message.version != self.model.version:
-            self._filter_rows(message.query, list(self.model.rows.values()),
-                              self.model.version, self.model.rows_gen)
-            return
         self.filtering = None
-        self.model.adopt(message.view, message.shown, message.query)
+        if message.version != self.model.version:
+            # Rows came or changed meanwhile: the rows keep the worker's results, so only
+            # those are tried here (made again on the worker, a long filter could be
+            # overtaken by every sample, for ever).
+            with self.model_lock:
+                self.model.query = message.query
+                self.model.rebuild()
+        else:
+            with self.model_lock:
+                self.model.adopt(message.view, message.shown, message.query)
         self.set_reactive(MainScreen.filter_query, message.query)  # done: no watcher
         self.query_one(SocketTable).refresh_rows()
         self.refresh_header()
