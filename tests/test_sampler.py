@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from collections import namedtuple
 from collections.abc import Iterator
@@ -170,6 +171,50 @@ def test_access_denied_on_details_keeps_the_process(spawn: Spawner) -> None:
     assert (p.exe, p.cwd, p.cmdline, p.username, p.status) == (None, None, None, None, None)
     assert p.name == f"proc{held.pid}"
     assert s.user == user_name(os.geteuid())  # from the socket's owner uid
+
+
+OPENS_AND_CLOSES = """
+import socket, sys, time
+a = socket.socket(); a.bind(("127.0.0.1", 0)); a.listen(1)
+print(a.getsockname()[1], flush=True)
+sys.stdin.readline()  # then a second listener, in the same process
+b = socket.socket(); b.bind(("127.0.0.1", 0)); b.listen(1)
+print(b.getsockname()[1], flush=True)
+sys.stdin.readline()  # then the first is closed
+a.close()
+print("closed", flush=True)
+sys.stdin.readline()
+"""
+
+
+@linux
+def test_a_known_process_opening_and_closing_sockets_is_seen_at_once() -> None:
+    # The owners map is made again only when a process's sockets change: a socket a
+    # known process opens, or one it closes, must show in the very next sample.
+    proc = subprocess.Popen([sys.executable, "-c", OPENS_AND_CLOSES], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        first = int(proc.stdout.readline())
+        sampler = Sampler()
+
+        def holders(port: int) -> list[tuple[int, ...]]:
+            return [s.holders for s in sampler.sample().sockets
+                    if s.lport == port and s.state == "LISTEN"]
+
+        assert holders(first) == [(proc.pid,)]
+        assert holders(first) == [(proc.pid,)]  # nothing changed: the map is kept
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        second = int(proc.stdout.readline())
+        assert holders(second) == [(proc.pid,)]
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "closed"
+        assert holders(first) == [] and holders(second) == [(proc.pid,)]
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def test_portable_path_and_estimated_time_wait() -> None:

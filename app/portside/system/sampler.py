@@ -214,21 +214,30 @@ class Sampler:
         pending: set[int] = set()
         unreadable = bool(fd_faults) or index.list_fault is not None
         me = os.geteuid() if hasattr(os, "geteuid") else None
+        # The hot loop at 100k sockets: thousands of sockets share a set of holders, so
+        # each set is judged once (holders alive, main holder, user), and each socket is
+        # one tuple built directly.
+        judged: dict[tuple[int, ...], tuple[tuple[int, ...], int | None, str | None]] = {}
+        new = tuple.__new__
         for i in owned:
             s = socks[i]
-            found = owners.get(s.inode, ())
-            # A holder that vanished since the fd scan is dropped, not guessed at.
-            pids = tuple(p for p in found if p in procs)
-            owner = main_pid(pids, ppids)
-            user = procs[owner].username if owner is not None else None
-            socks[i] = s._replace(holders=pids, pid=owner, user=user or user_name(s.uid))
-            if held is not None:
-                for p in pids:
-                    held.setdefault(p, s.inode)
-            if pids:
+            found = tuple(owners.get(s.inode, ()))
+            verdict = judged.get(found)
+            if verdict is None:
+                # A holder that vanished since the fd scan is dropped, not guessed at.
+                pids = tuple(p for p in found if p in procs)
+                owner = main_pid(pids, ppids)
+                verdict = judged[found] = (
+                    pids, owner, procs[owner].username if owner is not None else None)
+                if held is not None:
+                    for p in pids:
+                        held.setdefault(p, s.inode)
                 if together is not None:
                     for p in pids:
                         together.setdefault(p, set()).update(pids)
+            pids, owner, user = verdict
+            socks[i] = new(Socket, (*s[:9], pids, owner, user or user_name(s.uid), *s[12:]))
+            if pids:
                 continue
             if any(p in proc_faults for p in found) or (not found and unreadable):
                 continue  # unknown because of a fault: counted, and the note says which
