@@ -1,8 +1,10 @@
 """Bench helper processes: they hold socket and fd populations on loopback, bounded in time.
 
-python helpers.py listeners N | established N | fdholders PROCS FDS   (LIFETIME seconds)
+python helpers.py listeners N | spread N BLOCK | established N | fdholders PROCS FDS
+                  (LIFETIME seconds)
 Each prints one JSON line {"pids": [...]} once ready, then waits until killed or until its
-lifetime ends. fdholders forks PROCS-1 children that inherit FDS open files each.
+lifetime ends. fdholders forks PROCS-1 children that inherit FDS open files each; spread
+binds N listeners on 127.BLOCK.x.1, ports 20000-39999 (beyond the ephemeral range's 28k).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def _wait(lifetime: float) -> None:
 def main() -> None:
     kind, count = sys.argv[1], int(sys.argv[2])
     extra = int(sys.argv[3]) if len(sys.argv) > 3 and kind == "fdholders" else 0
-    lifetime = float(sys.argv[-1]) if len(sys.argv) > (4 if kind == "fdholders" else 3) \
-        else 600.0
+    lifetime = float(sys.argv[-1]) if len(sys.argv) > (
+        4 if kind in ("fdholders", "spread") else 3) else 600.0
     keep: list[object] = []
     pids = [os.getpid()]
     if kind == "listeners":
@@ -42,6 +44,14 @@ def main() -> None:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             s.listen(8)
+            keep.append(s)
+    elif kind == "spread":
+        _raise_fd_limit(count)
+        block = int(sys.argv[3])
+        for i in range(count):
+            s = socket.socket()
+            s.bind((f"127.{block}.{1 + i // 20000}.1", 20000 + i % 20000))
+            s.listen(1)
             keep.append(s)
     elif kind == "established":
         _raise_fd_limit(2 * count + 1)

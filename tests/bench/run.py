@@ -417,6 +417,161 @@ def idle_section(results: dict[str, Any]) -> None:
         f"htop {idle.get('htop_pct', float('nan')):.2f}%")
 
 
+# Typing at 100k sockets: a filter and the cursor, end to end ----------------------------
+
+TYPED = ("-nginx 127.0.0 state:estab,tw -pid:1 python -postgres :3000-3049 proto:tcp "
+         "-user:nobody addr:127.0.0.0/8 ") * 3  # 253 characters, half-written terms between
+TYPED = TYPED[:253]
+
+
+def filter_typing(population: int = 100000, gap: float = 0.02) -> dict[str, Any]:
+    """Headless: TYPED into the filter box one key every `gap` seconds at `population`
+    rows, a heartbeat on the event loop measuring how long the screen was held."""
+    from textual import events
+
+    from portside.demo import DEMO_MONOTONIC, DemoBackend, demo_snapshot
+    from portside.model import Socket
+    from portside.ui.app import PortsideApp
+
+    base = demo_snapshot()
+    pids = list(base.processes)
+    socks = list(base.sockets)
+    for i in range(population):
+        pid = pids[i % len(pids)] if i % 3 == 0 else None
+        socks.append(Socket("tcp", "ipv4", f"127.0.{i // 50000}.1", 3000 + i % 50,
+                            "127.0.0.1", 10000 + i % 50000,
+                            "ESTABLISHED" if pid else "TIME_WAIT", pid=pid,
+                            holders=(pid,) if pid else (), time_left=None if pid else 30.0))
+    snap = base._replace(sockets=tuple(socks))
+    app = PortsideApp(DemoBackend(), clock=lambda: DEMO_MONOTONIC, live=False)
+    gaps: list[float] = []
+    out: dict[str, Any] = {}
+
+    async def beat(stop: asyncio.Event) -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append((now - last) * 1000)
+            last = now
+
+    async def main() -> None:
+        async with app.run_test(size=(200, 50)) as pilot:
+            app.apply_snapshot(snap)
+            await pilot.pause()
+            await pilot.press("slash")
+            box = app.main.query_one("#filter")
+            stop = asyncio.Event()
+            task = asyncio.create_task(beat(stop))
+            t0 = time.perf_counter()
+            for ch in TYPED:
+                box.post_message(events.Key("space" if ch == " " else ch, ch))
+                await asyncio.sleep(gap)
+            typed = time.perf_counter()
+            deadline = typed + 600
+            while (app.main.filtering is not None or getattr(box, "value", "") != TYPED) \
+                    and time.perf_counter() < deadline:
+                await asyncio.sleep(0.01)
+            done = time.perf_counter()
+            stop.set()
+            await task
+            gaps.sort()
+            out.update(rows=len(app.model.rows), chars=len(TYPED), gap_ms=gap * 1000,
+                       typing_s=typed - t0, last_key_to_view_s=done - typed,
+                       longest_hold_ms=gaps[-1] - 5, p99_hold_ms=gaps[int(0.99 * len(gaps))] - 5)
+
+    asyncio.run(main())
+    return out
+
+
+def tmux_cursor(session: str, presses: int = 40) -> dict[str, Any]:
+    """Cursor keys sent to a dashboard in tmux; each timed until the screen first changes
+    (the cursor drawn on the next row) and until the details pane shows the next socket
+    (it follows on the table's message, a frame or more later)."""
+    def details(screen: str) -> str | None:
+        m = re.search(r"│ socket\s+(\S+ \S+)", re.sub(r"\x1b\[[0-9;:]*m", "", screen))
+        return m[1] if m else None
+    rnd = random.Random(1)
+    drawn: list[float] = []
+    followed: list[float] = []
+    for i in range(presses):
+        time.sleep(rnd.uniform(0.05, 0.35))
+        before = tmux("capture-pane", "-p", "-e", "-t", session)
+        t0 = time.monotonic()
+        tmux("send-keys", "-t", session, "Down" if i % 2 == 0 else "Up")
+        moved = None
+        while time.monotonic() - t0 < 10:
+            screen = tmux("capture-pane", "-p", "-e", "-t", session)
+            if moved is None and screen != before:
+                moved = time.monotonic() - t0
+            if details(screen) != details(before):
+                break
+        followed.append((time.monotonic() - t0) * 1000)
+        drawn.append((moved if moved is not None else time.monotonic() - t0) * 1000)
+    drawn.sort()
+    followed.sort()
+
+    def p95(v: list[float]) -> float:
+        return v[int(0.95 * (len(v) - 1))]
+    return {"presses": presses, "p50_ms": statistics.median(drawn), "p95_ms": p95(drawn),
+            "max_ms": drawn[-1], "details_p50_ms": statistics.median(followed),
+            "details_p95_ms": p95(followed)}
+
+
+def tmux_typing(session: str) -> dict[str, Any]:
+    """TYPED sent to the dashboard's filter in tmux, a key every 20 ms: when the last key
+    shows in the box, and when the table shows the filter's result."""
+    tmux("send-keys", "-t", session, "/")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    for ch in TYPED:
+        tmux("send-keys", "-t", session, "-l", ch)
+        time.sleep(0.02)
+    typed = time.monotonic()
+    echo = None
+    while time.monotonic() - typed < 300:
+        screen = tmux("capture-pane", "-p", "-t", session)
+        if echo is None and TYPED.rstrip()[-24:] in screen:
+            echo = time.monotonic() - typed
+        if echo is not None and "filtering" not in screen.splitlines()[0]:
+            break
+        time.sleep(0.02)
+    tmux("send-keys", "-t", session, "Escape")
+    return {"send_s": typed - t0, "echo_s": echo if echo is not None else float("nan"),
+            "result_s": time.monotonic() - typed}
+
+
+def typing_only() -> int:
+    """`run.py --typing`: keys at 100k sockets, into typing.json."""
+    out: dict[str, Any] = {**stamp()}
+    res = subprocess.run([sys.executable, __file__, "--typing-headless"], capture_output=True,
+                         text=True, check=True, timeout=1800)
+    out["headless"] = json.loads(res.stdout)
+    log(f"filter typed headless: {out['headless']}")
+    try:
+        for block in range(10):
+            spawn_helper("spread", "10000", str(block + 1))
+        session = "bench-typing"
+        launch(session, f"{IN_TMUX} --interval 1'", size=(200, 50))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not re.search(
+                r" 100\d\d\d sockets", tmux("capture-pane", "-p", "-t", session)):
+            time.sleep(0.5)
+        out["sockets"] = tcp_count()
+        pid = pane_pid(session)
+        c0 = cpu_seconds(pid)
+        time.sleep(20)
+        out["no_keys_pct"] = (cpu_seconds(pid) - c0) / 20 * 100
+        out["cursor"] = tmux_cursor(session)
+        out["typing"] = tmux_typing(session)
+        log(f"tmux at {out['sockets']} sockets: {out}")
+    finally:
+        tmux("kill-session", "-t", "bench-typing")
+        end_helpers()
+    (HERE / "typing.json").write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
 def idle_only() -> int:
     """`run.py --idle`: idle cost with and without the 200 extra processes, into idle.json.
 
@@ -649,6 +804,27 @@ def write_report(results: dict[str, Any]) -> None:
         lines += ["", "htop reads every process at each refresh and portside only the new "
                   "ones, so htop's cost follows the number of processes on the machine and "
                   "portside's does not.", ""]
+    typing = HERE / "typing.json"
+    if typing.exists():  # `run.py --typing`, run by itself
+        t = json.loads(typing.read_text())
+        h, c, k = t["headless"], t["cursor"], t["typing"]
+        lines += [f"Typing at 100k sockets ({t['date']}, commit {t['commit']}, `python "
+                  "tests/bench/run.py --typing`):",
+                  f"- Headless, {h['rows']} rows: a {h['chars']}-character filter typed a key "
+                  f"every {h['gap_ms']:.0f} ms took {h['typing_s']:.2f} s to type "
+                  f"({h['chars'] * h['gap_ms'] / 1000:.2f} s of gaps); the event loop was held "
+                  f"at most {h['longest_hold_ms']:.0f} ms (p99 {h['p99_hold_ms']:.0f} ms); the "
+                  f"table showed the result {h['last_key_to_view_s']:.2f} s after the last key.",
+                  f"- In tmux (200x50, 1 s refresh) at {t['sockets']} real listeners: cursor "
+                  f"keys, until the cursor is drawn on the next row, p50 "
+                  f"**{c['p50_ms']:.0f} ms**, p95 **{c['p95_ms']:.0f} ms**, max "
+                  f"{c['max_ms']:.0f} ms ({c['presses']} presses); until the details pane "
+                  f"shows that row, p50 {c.get('details_p50_ms', float('nan')):.0f} ms, p95 "
+                  f"{c.get('details_p95_ms', float('nan')):.0f} ms (a capture of the pane "
+                  "costs ~3 ms of each); the same filter typed in "
+                  f"{k['send_s']:.1f} s, its last key shown {k['echo_s']:.2f} s after it was "
+                  f"sent, the result {k['result_s']:.2f} s after; with no keys, "
+                  f"{t['no_keys_pct']:.0f}% of a core.", ""]
     long_soak = HERE / "soak.json"
     if long_soak.exists():  # `run.py --soak 3600`, run by itself (it takes an hour)
         s = json.loads(long_soak.read_text())
@@ -705,6 +881,8 @@ def main() -> int:
         idle_section(results)
         memory_section(results)
         startup_section(results)
+        end_helpers()  # the typing section measures without the extra processes
+        typing_only()
     finally:
         end_helpers()
         for s in ("bench-portside", "bench-htop", "bench-mem", "bench-soak"):
@@ -721,6 +899,11 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1:] == ["--idle"]:
         sys.exit(idle_only())
+    if sys.argv[1:] == ["--typing"]:
+        sys.exit(typing_only())
+    if sys.argv[1:] == ["--typing-headless"]:
+        print(json.dumps(filter_typing()))
+        sys.exit(0)
     if sys.argv[1:2] == ["--soak"] and len(sys.argv) == 3:
         sys.exit(soak_only(float(sys.argv[2])))
     if sys.argv[1:] == ["--dashboard"]:
