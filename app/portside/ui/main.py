@@ -201,7 +201,8 @@ class MainScreen(Screen[None]):
         yield Banner(id="banner")
         with Horizontal(id="filterbar"):
             yield FilterInput(placeholder="filter: :3000 proc:node state:listen -state:tw   "
-                        "(/ to focus, Esc to clear)", id="filter", select_on_focus=False)
+                              "(/ to focus, Esc to clear)", id="filter",
+                              select_on_focus=False)
         with Container(id="main"):
             yield SocketTable(self.model, clock=self.clock, id="table")
             yield DetailsPane(id="details")
@@ -242,19 +243,20 @@ class MainScreen(Screen[None]):
                        sampled_at: float | None = None) -> None:
         """Take a snapshot into the table: one dict diff, one sort, one repaint.
         `sampled_at`: when the sample began, by the app's clock (default: now)."""
-        with self.model_lock:
-            self.model.apply(snap, self.clock(), keys)
-        self._keep_out_of_gc()
+        self._take(snap, keys)
         self.sample_taken(snap, sampled_at)
 
     def take_sample(self, snap: Snapshot, keys: list[RowKey], sampled_at: float) -> None:
         """On the sampler's thread: the snapshot into the model (the dict diff and the
         sort: 100-200 ms at 100k sockets, which keys typed meanwhile would wait through on
         the UI thread), then the screen is told."""
+        self._take(snap, keys)
+        self.post_message(SampleTaken(snap, sampled_at))
+
+    def _take(self, snap: Snapshot, keys: list[RowKey] | None) -> None:
         with self.model_lock:
             self.model.apply(snap, self.clock(), keys)
         self._keep_out_of_gc()
-        self.post_message(SampleTaken(snap, sampled_at))
 
     def on_sample_taken(self, message: SampleTaken) -> None:
         """A sample the sampler's thread took into the model: the screen follows."""
