@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import os
 import platform
@@ -317,11 +318,33 @@ def dashboard_measurements() -> dict[str, Any]:
                     walls.append((time.perf_counter() - w0) * 1000)
                     cpus.append((time.process_time() - c0) * 1000)
 
-        asyncio.run(main())
-        row = {"rows": n, "wall_ms": statistics.median(walls), "cpu_ms": statistics.median(cpus)}
+        pauses: list[float] = []  # full passes
+        every: list[float] = [0.0]  # the longest pass of any generation
+        began = [0.0]
+
+        def timed(phase: str, info: dict[str, int], began: list[float] = began,
+                  pauses: list[float] = pauses, every: list[float] = every) -> None:
+            if phase == "start":
+                began[0] = time.perf_counter()
+                return
+            took = (time.perf_counter() - began[0]) * 1000
+            every[0] = max(every[0], took)
+            if info["generation"] == 2:
+                pauses.append(took)
+
+        gc.callbacks.append(timed)
+        try:
+            asyncio.run(main())
+        finally:
+            gc.callbacks.remove(timed)
+        row = {"rows": n, "wall_ms": statistics.median(walls), "cpu_ms": statistics.median(cpus),
+               "gc2_count": len(pauses), "gc2_max_ms": max(pauses, default=0.0),
+               "gc_max_ms": every[0]}
         out.append(row)
         log(f"dashboard apply+repaint at {n} rows: {row['wall_ms']:.1f} ms wall, "
-            f"{row['cpu_ms']:.1f} ms CPU")
+            f"{row['cpu_ms']:.1f} ms CPU; {row['gc2_count']} full GC passes, the longest "
+            f"{row['gc2_max_ms']:.1f} ms; the longest GC pass of any generation "
+            f"{row['gc_max_ms']:.1f} ms")
     results["dashboard"] = out
     results["latency"] = key_latency()
     return results
@@ -564,6 +587,9 @@ def typing_only() -> int:
         out["no_keys_pct"] = (cpu_seconds(pid) - c0) / 20 * 100
         out["cursor"] = tmux_cursor(session)
         out["typing"] = tmux_typing(session)
+        status = Path(f"/proc/{pid}/status").read_text()
+        hwm = re.search(r"VmHWM:\s+(\d+) kB", status)
+        out["peak_rss_mb"] = int(hwm[1]) / 1024 if hwm else float("nan")
         log(f"tmux at {out['sockets']} sockets: {out}")
     finally:
         tmux("kill-session", "-t", "bench-typing")
@@ -770,9 +796,12 @@ def write_report(results: dict[str, Any]) -> None:
               "CPU is the work of applying the snapshot and repainting; the wall time also "
               "holds the test harness waiting for Textual's next screen refresh (compare "
               "the 1k row).", "",
-              "| rows | apply + repaint (wall) | CPU |", "|---:|---:|---:|"]
+              "| rows | apply + repaint (wall) | CPU | full GC passes | longest GC pause (any "
+              "generation) |", "|---:|---:|---:|---:|---:|"]
     for d in results["dashboard"]:
-        lines.append(f"| {d['rows']} | {d['wall_ms']:.1f} ms | {d['cpu_ms']:.1f} ms |")
+        lines.append(f"| {d['rows']} | {d['wall_ms']:.1f} ms | {d['cpu_ms']:.1f} ms | "
+                     f"{d.get('gc2_count', '-')} | "
+                     + (f"{d['gc_max_ms']:.1f} ms |" if "gc_max_ms" in d else "- |"))
     lat = results["latency"]
     lines += ["", f"Key-press latency while the live sampler refreshes {lat['sockets']} real "
               f"sockets every second: p50 **{lat['p50_ms']:.1f} ms**, p95 "
@@ -824,7 +853,8 @@ def write_report(results: dict[str, Any]) -> None:
                   "costs ~3 ms of each); the same filter typed in "
                   f"{k['send_s']:.1f} s, its last key shown {k['echo_s']:.2f} s after it was "
                   f"sent, the result {k['result_s']:.2f} s after; with no keys, "
-                  f"{t['no_keys_pct']:.0f}% of a core.", ""]
+                  f"{t['no_keys_pct']:.0f}% of a core; peak RSS "
+                  f"{t.get('peak_rss_mb', float('nan')):.0f} MB.", ""]
     long_soak = HERE / "soak.json"
     if long_soak.exists():  # `run.py --soak 3600`, run by itself (it takes an hour)
         s = json.loads(long_soak.read_text())

@@ -172,7 +172,7 @@ class MainScreen(Screen[None]):
         # Held while the model changes: the sampler's thread takes samples into it, the UI
         # thread changes its settings and expires its marks.
         self.model_lock = threading.Lock()
-        self._full_gc = float("-inf")  # when the cyclic GC last ran a full pass
+        self._full_gc = 0.0  # when the cyclic GC last ran a full pass (set at mount)
         self.sync_rows = SYNC_ROWS
 
     @property
@@ -218,6 +218,7 @@ class MainScreen(Screen[None]):
         self.query_one(SocketTable).focus()
         self.refresh_header()
         self.set_interval(1.0, self._tick)
+        self._full_gc = self.clock()
         # Everything built so far (the app, this screen and its widgets) lives as long as
         # the app: keep it out of the cyclic GC's walks, which otherwise revisit it every
         # time 50k sockets' worth of rows churn (`make bench`, the dashboard section).
