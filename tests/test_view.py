@@ -195,3 +195,18 @@ def test_a_workers_masks_pick_the_rows_the_plain_filter_picks() -> None:
     assert [r.key for r in fresh[0]] == [r.key for r in plain[0]]
     # The rows keep the worker's results: the samples that follow try no row again.
     assert all(r.matched == (python, r in fresh[0], r.changes) for r in now)
+
+
+def test_the_details_index_follows_each_snapshot() -> None:
+    m = TableModel()
+    snap = demo_snapshot()
+    m.apply(snap, DEMO_MONOTONIC)
+    held = m.sockets_of(2301)
+    assert held and all(2301 in s.holders for s in held)
+    assert held == [s for s in snap.sockets if 2301 in s.holders]
+    tw_port = next(s.lport for s in snap.sockets if s.state == "TIME_WAIT")
+    count = sum(1 for s in snap.sockets if s.state == "TIME_WAIT" and s.lport == tw_port)
+    assert m.drain(tw_port, DEMO_MONOTONIC)[0] == count
+    s2 = later(snap, 2, gone=frozenset({2301}))
+    m.apply(s2, s2.monotonic)
+    assert m.sockets_of(2301) == []  # the next snapshot's index, not the last one's

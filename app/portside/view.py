@@ -100,6 +100,7 @@ class TableModel:
     version: int = 0  # counts the views made: a view made elsewhere from older rows is stale
     rows_gen: int = 0  # counts the changes to `rows`: a worker's masks are for one of them
     _masks: dict[tuple[object, ...], int] = field(default_factory=dict)  # a worker's masks
+    _index: tuple[Snapshot, dict[int, list[Socket]], dict[int, list[float]]] | None = None
 
     def apply(self, snap: Snapshot, now: float, keys: list[RowKey] | None = None) -> None:
         """Take a new snapshot: mark new, gone and changed rows, then rebuild the view.
@@ -374,10 +375,9 @@ class TableModel:
         snap = self.snapshot
         if snap is None or not self.tw_counts.get(port):
             return 0, None, None
-        # The details panel asks on every sample: the snapshot's sockets, not the rows (a
-        # row that is not gone is a socket of the snapshot).
-        lefts = [s.time_left for s in snap.sockets
-                 if s.lport == port and s.state == TIME_WAIT and s.time_left is not None]
+        # The details panel asks on every sample and cursor move: the snapshot's sockets
+        # (a row that is not gone is a socket of the snapshot), through its index.
+        lefts = self.index(snap)[1].get(port)
         if not lefts:
             return 0, None, None
         return (len(lefts), countdown(min(lefts), snap.monotonic, now),
@@ -387,7 +387,24 @@ class TableModel:
         """Every socket of the snapshot held by this process."""
         if self.snapshot is None:
             return []
-        return [s for s in self.snapshot.sockets if pid in s.holders]
+        return self.index(self.snapshot)[0].get(pid, [])
+
+    def index(self, snap: Snapshot) -> tuple[dict[int, list[Socket]], dict[int, list[float]]]:
+        """The snapshot's sockets by holder PID, and its TIME_WAIT time left by local port:
+        made once a snapshot (at 100k sockets a pass over them is ~30 ms, which every
+        cursor move would pay), on the sampler's thread when it took the snapshot."""
+        made = self._index
+        if made is not None and made[0] is snap:
+            return made[1], made[2]
+        by_pid: dict[int, list[Socket]] = {}
+        left: dict[int, list[float]] = {}
+        for s in snap.sockets:
+            for p in s.holders:
+                by_pid.setdefault(p, []).append(s)
+            if s.state == TIME_WAIT and s.time_left is not None:
+                left.setdefault(s.lport, []).append(s.time_left)
+        self._index = (snap, by_pid, left)  # one tuple, set at once: threads may ask
+        return by_pid, left
 
 
 # Watching ports --------------------------------------------------------------------------

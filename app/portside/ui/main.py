@@ -257,6 +257,7 @@ class MainScreen(Screen[None]):
     def _take(self, snap: Snapshot, keys: list[RowKey] | None) -> None:
         with self.model_lock:
             self.model.apply(snap, self.clock(), keys)
+        self.model.index(snap)  # what the details pane asks, made before it asks
         self._keep_out_of_gc()
 
     def on_sample_taken(self, message: SampleTaken) -> None:
