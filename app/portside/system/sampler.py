@@ -221,7 +221,7 @@ class Sampler:
         new = tuple.__new__
         for i in owned:
             s = socks[i]
-            found = tuple(owners.get(s.inode, ()))
+            found = owners.get(s.inode, ())
             verdict = judged.get(found)
             if verdict is None:
                 # A holder that vanished since the fd scan is dropped, not guessed at.
