@@ -79,7 +79,7 @@ def test_holders_include_a_forked_child_and_follow_a_parent_closing(spawn: Spawn
     assert owners[inode[handed.port]] == [handed.child]
     index = HolderIndex()
     cached = index.update(inode.values())
-    assert cached[inode[both.port]] == both.pids
+    assert cached[inode[both.port]] == tuple(both.pids)
     # A socket the first scan found nobody holding (this machine may have one held by a
     # process we cannot read) is looked for once more, then settled.
     index.update(inode.values())
@@ -114,7 +114,7 @@ def test_forked_fd_scan_agrees_with_reading_in_process(spawn: Spawner,
         index = HolderIndex()
         index.prepare()
         assert index._prepared is not None
-        assert index.update([ino])[ino] == [os.getpid()] and index.full_scans == 1
+        assert index.update([ino])[ino] == (os.getpid(),) and index.full_scans == 1
         assert index._prepared is None
         # A child that fails is made up for: its processes are read in the parent.
         monkeypatch.setattr(holders, "_encode", lambda fds: 1 / 0)
@@ -139,8 +139,8 @@ def test_holder_index_rescans_when_a_new_socket_appears(spawn: Spawner) -> None:
     second = spawn()
     by_port = inodes(first.port, second.port)
     owners = index.update(by_port.values())
-    assert owners[by_port[second.port]] == [second.pid]
-    assert owners[by_port[first.port]] == [first.pid]
+    assert owners[by_port[second.port]] == (second.pid,)
+    assert owners[by_port[first.port]] == (first.pid,)
     # The new socket came with a new process: reading that process was enough.
     assert index.full_scans == scans
     # An existing process opening a socket needs the full scan.
@@ -149,7 +149,7 @@ def test_holder_index_rescans_when_a_new_socket_appears(spawn: Spawner) -> None:
         mine.listen(1)
         port = mine.getsockname()[1]
         ino = inodes(port)[port]
-        assert index.update([*by_port.values(), ino])[ino] == [os.getpid()]
+        assert index.update([*by_port.values(), ino])[ino] == (os.getpid(),)
         assert index.full_scans == scans + 1
 
 
@@ -158,11 +158,11 @@ def test_holder_index_forgets_a_holder_that_exits(spawn: Spawner) -> None:
     index = HolderIndex()
     rows = kernel.read_sock_diag(kernel.state_mask(False))
     ino = next(r.inode for r in rows if r.lport == held.port and r.state == "LISTEN")
-    assert index.update([ino])[ino] == held.pids
+    assert index.update([ino])[ino] == tuple(held.pids)
     held.proc.kill()
     held.proc.wait(10)
     # The parent is reaped; only the child holds the socket now.
-    assert wait_for(lambda: index.update([ino]).get(ino) == [held.child])
+    assert wait_for(lambda: index.update([ino]).get(ino) == (held.child,))
 
 
 def test_proc_net_reader_reports_missing_tables(tmp_path: object) -> None:
