@@ -19,7 +19,7 @@ from portside.model import Snapshot
 from portside.query import parse
 from portside.ui.app import PortsideApp
 from portside.ui.dialogs import ConfirmScreen, TextScreen
-from portside.ui.main import FilterReady
+from portside.ui.main import FULL_GC, NO_FULL_PASS, FilterReady
 from portside.ui.table import SocketTable
 from portside.ui.widgets import Banner, DetailsPane, FilterInput, StatusLine
 from portside.view import RowKey
@@ -373,18 +373,32 @@ async def test_a_filter_worker_result_for_old_rows_or_an_old_filter_is_not_shown
         assert "filtering…" in header(app)
 
 
-async def test_a_samples_rows_are_kept_out_of_the_cyclic_gc() -> None:
-    # At 100k sockets a full pass of the collector over them held the screen 50-70 ms,
-    # once or more a sample: they are frozen (reference counting still frees them).
-    app = demo_app()
+async def test_the_collector_passes_in_full_only_every_few_minutes() -> None:
+    # At 50k-100k sockets a full pass of the cyclic collector walked every socket and row,
+    # 50-80 ms, once or more a sample: the dashboard runs one every FULL_GC seconds.
+    before = gc.get_threshold()
+    clock = [DEMO_MONOTONIC]
+    app = demo_app(clock=lambda: clock[0])
+    full: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            full.append(1)
+
     async with running(app, snap=_big(2000)):
-        row = next(iter(app.model.rows.values()))
-        assert not any(o is row for o in gc.get_objects())
-        gc.unfreeze()  # as the periodic full pass does: then the collector sees it again
-        assert any(o is row for o in gc.get_objects())
-        app.apply_snapshot(_big(2000))
-        row = next(iter(app.model.rows.values()))
-        assert not any(o is row for o in gc.get_objects())
+        assert gc.get_threshold()[2] == NO_FULL_PASS
+        gc.callbacks.append(seen)
+        try:
+            for k in range(1, 4):  # samples within FULL_GC: no full pass
+                clock[0] = DEMO_MONOTONIC + k
+                app.apply_snapshot(_big(2000))
+            assert not full
+            clock[0] = DEMO_MONOTONIC + FULL_GC + 1
+            app.apply_snapshot(_big(2000))
+            assert len(full) == 1
+        finally:
+            gc.callbacks.remove(seen)
+    assert gc.get_threshold() == before  # the collector as it was, once the app is gone
 
 
 async def test_sort_orders_the_rows_and_reverses_them() -> None:

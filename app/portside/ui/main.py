@@ -131,6 +131,7 @@ class FilterReady(Message):
 
 
 FULL_GC = 600.0  # seconds between full passes of the cyclic garbage collector
+NO_FULL_PASS = 1 << 30  # young collections before the collector would pass in full
 SYNC_ROWS = 5000  # up to this many rows a new filter is applied at once; above, on a worker
 
 
@@ -173,6 +174,7 @@ class MainScreen(Screen[None]):
         # thread changes its settings and expires its marks.
         self.model_lock = threading.Lock()
         self._full_gc = 0.0  # when the cyclic GC last ran a full pass (set at mount)
+        self._gc_threshold: tuple[int, int, int] | None = None  # as it was before mount
         self.sync_rows = SYNC_ROWS
 
     @property
@@ -220,9 +222,21 @@ class MainScreen(Screen[None]):
         self.set_interval(1.0, self._tick)
         self._full_gc = self.clock()
         # Everything built so far (the app, this screen and its widgets) lives as long as
-        # the app: keep it out of the cyclic GC's walks, which otherwise revisit it every
-        # time 50k sockets' worth of rows churn (`make bench`, the dashboard section).
+        # the app: keep it out of the cyclic GC's walks.
         gc.freeze()
+        # A sample's sockets and rows live until the next one and hold no cycles
+        # (reference counting frees them), but each sample makes 100k new objects, and
+        # the collector's full passes (the oldest generation) walked them all, 50-80 ms
+        # at 50k-100k sockets, once or more a sample. Those passes are left to
+        # _keep_out_of_gc, every FULL_GC seconds; the young generations still collect
+        # the cycles that die young, as usual.
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(self._gc_threshold[0], self._gc_threshold[1], NO_FULL_PASS)
+
+    def on_unmount(self) -> None:
+        """The collector as it was (the process may go on: tests, a host program)."""
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
 
     def on_resize(self) -> None:
         """Too small, nothing has the focus (keys must not type into a hidden filter box);
@@ -273,17 +287,12 @@ class MainScreen(Screen[None]):
         self.refresh_header()
 
     def _keep_out_of_gc(self) -> None:
-        """A sample's sockets and rows live until the next one, and hold no cycles
-        (reference counting frees them): frozen, the cyclic collector does not walk them,
-        where at 100k sockets each full pass held the screen 50-70 ms, once or more a
-        sample. What else was frozen (a cycle that became garbage) is collected by one full
-        pass every FULL_GC seconds."""
+        """Every FULL_GC seconds, one full pass of the cyclic garbage collector (see
+        on_mount: it never runs one by itself here)."""
         now = self.clock()
         if now - self._full_gc >= FULL_GC:
             self._full_gc = now
-            gc.unfreeze()
             gc.collect()
-        gc.freeze()
 
     def sample_failed(self, error: str) -> None:
         """Say why sampling fails (until a sample arrives)."""
