@@ -282,8 +282,9 @@ def process_text(snap: Snapshot, pid: int) -> str:
     thousands of sockets share a process)."""
     entry = _TEXTS.get(id(snap))
     if entry is None or entry[0] is not snap:
-        if len(_TEXTS) >= 2:  # the UI thread's snapshot and a worker's, at most
-            _TEXTS.clear()
+        # One snapshot's texts only: keeping an older one would keep its 100k sockets
+        # alive too (a worker on another snapshot makes its few hundred texts again).
+        _TEXTS.clear()
         entry = _TEXTS[id(snap)] = (snap, {})
     texts = entry[1]
     text = texts.get(pid)
