@@ -28,6 +28,8 @@ SHOTS: list[tuple[str, tuple[int, int], int | None, tuple[str, ...]]] = [
     ("timewait", (180, 34), None, ("z", "down", "down", "down", "down", "down")),
     ("probe", (130, 38), 3000, ("b",)),
     ("filter", (130, 30), None, ("slash", *"proc:node -state:tw")),
+    # A term half typed: the reason in the box's border, the last valid filter kept.
+    ("filter-invalid", (130, 30), None, ("slash", *"proc:node port:abc")),
     # A server a shell loop restarts: who manages it, and the plan that frees it for good.
     ("managed", (180, 42), 8000, ()),
     ("free", (130, 38), 8000, ("f",)),
