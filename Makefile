@@ -7,7 +7,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint venv clean screenshots bench
+.PHONY: help run test lint venv clean screenshots bench daemons
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,7 +34,24 @@ $(PM2):
 	@mkdir -p $(NODE_CACHE)
 	npm install --prefix $(NODE_CACHE) --no-audit --no-fund --silent pm2@5
 
-test: $(STAMP) $(PM2) ## run the whole test suite (real sockets and processes)
+# The real container engine and init system the tests run: Debian's dockerd, and systemd
+# booted in systemd-nspawn on a root built once with debootstrap, cached outside the checkout.
+NSPAWN_ROOT ?= $(HOME)/.cache/portside-test/nspawn-root
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+DAEMON_PKGS := docker.io busybox-static iptables debootstrap systemd-container
+
+daemons: ## install dockerd and systemd-nspawn, and build the nspawn root (root only)
+	@if [ "$$(id -u)" != 0 ]; then echo "the container and systemd tests need root: skipped" >&2; exit 0; fi; \
+	missing=""; for t in dockerd busybox iptables debootstrap systemd-nspawn; do command -v $$t >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DAEMON_PKGS) >/dev/null; fi; \
+	if [ ! -x $(NSPAWN_ROOT)/usr/lib/systemd/systemd ]; then \
+	  rm -rf $(NSPAWN_ROOT).tmp && mkdir -p $$(dirname $(NSPAWN_ROOT)) && \
+	  debootstrap --variant=minbase --include=systemd,systemd-sysv,python3,iproute2,procps bookworm $(NSPAWN_ROOT).tmp $(DEBIAN_MIRROR) >/dev/null && \
+	  for u in console-getty.service getty.target systemd-networkd.service systemd-resolved.service systemd-timesyncd.service; do \
+	    ln -sf /dev/null $(NSPAWN_ROOT).tmp/etc/systemd/system/$$u; done && \
+	  mv $(NSPAWN_ROOT).tmp $(NSPAWN_ROOT); fi
+
+test: $(STAMP) $(PM2) daemons ## run the whole test suite (real sockets, processes and daemons)
 	@# ss for the cross-checks, tmux for the dashboard in a real terminal, venv for the wheel tests.
 	@missing=""; command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
@@ -42,7 +59,7 @@ test: $(STAMP) $(PM2) ## run the whole test suite (real sockets and processes)
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "make test needs:$$missing (install them, or run make test as root)" >&2; exit 1; fi; fi
-	PORTSIDE_PM2=$(PM2) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PORTSIDE_PM2=$(PM2) PORTSIDE_NSPAWN_ROOT=$(NSPAWN_ROOT) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check app tests

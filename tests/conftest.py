@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = Path(__file__).resolve().parent / "child.py"
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 # The real servers and managers (tests/managed.py): their fixtures are everyone's.
-pytest_plugins = ("managed",)
+pytest_plugins = ("managed", "services")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, poll: float = 0.05) -> Any:

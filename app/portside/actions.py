@@ -56,15 +56,29 @@ def addr_of(sock: Socket) -> SocketAddr:
 
 
 class Request(NamedTuple):
-    """A manager asked to stop what it runs: supervisord over XML-RPC, or `pm2 stop`."""
+    """A manager asked to stop what it runs: supervisord over XML-RPC, `pm2 stop`, Docker's
+    Engine API (`docker stop`) or `systemctl stop`."""
 
-    via: Literal["supervisord", "pm2"]
-    name: str  # supervisord's "group:name", or the pm2 app
+    via: Literal["supervisord", "pm2", "docker", "systemd"]
+    name: str  # supervisord's "group:name", the pm2 app, the container id, the units
     url: str  # supervisord's server URL
     home: str  # PM2_HOME
     tool: str  # the pm2 executable, when known
     command: str  # the same, as a command a person would type
     holders: tuple[int, ...]  # the holders it stops
+    scope: str = ""  # Docker's API socket; where systemctl runs (Manager.scope)
+    label: str = ""  # what is stopped, as a person names it (the container's name)
+
+
+REQUEST_HOW: Final = {"supervisord": "over XML-RPC", "pm2": "with pm2",
+                      "docker": "through Docker's Engine API", "systemd": "with systemctl"}
+
+
+def request_label(req: Request) -> str:
+    """What a request stops, as a person names it: "container web", "ps.service"."""
+    if req.via == "docker":
+        return f"container {req.label or req.name[:12]}"
+    return req.name
 
 
 class ActionPlan(NamedTuple):
@@ -85,6 +99,8 @@ class ActionPlan(NamedTuple):
     first: tuple[Target, ...] = ()
     cautions: tuple[str, ...] = ()  # "PID X is restarted by Y: signalling it frees ..."
     stop: str = ""  # the command that frees the port for good, when a manager is involved
+    # "systemd restarts X after SIGKILL ...": said in any SIGKILL dialog for these targets.
+    kill_cautions: tuple[str, ...] = ()
 
     @property
     def for_good(self) -> bool:
@@ -117,7 +133,9 @@ class ActionPlan(NamedTuple):
     def escalation(self, targets: tuple[Target, ...], grace: float) -> ActionPlan:
         """SIGKILL for exactly these targets (they got SIGTERM and still hold on)."""
         return self._replace(kind="kill", sig=signal.SIGKILL, targets=targets, grace=grace,
-                             requests=(), first=())
+                             requests=(), first=(),
+                             cautions=tuple(dict.fromkeys((*self.cautions,
+                                                           *self.kill_cautions))))
 
     @property
     def verb(self) -> str:
@@ -293,7 +311,7 @@ def for_good(port: int, snap: Snapshot, socks: Sequence[Socket] | None = None) -
     snapshot, a pass over every socket)."""
     socks = listeners_on(snap, port) if socks is None else socks
     pids = holder_pids(socks)
-    requests: dict[tuple[str, str, str, str], list[int]] = {}
+    requests: dict[tuple[str, str, str, str, str], list[int]] = {}
     managers: dict[int, Target] = {}
     signalled: list[int] = []
     blocked: list[str] = []
@@ -304,8 +322,8 @@ def for_good(port: int, snap: Snapshot, socks: Sequence[Socket] | None = None) -
             managed.append((pid, m))
         if m is None or m.via == "holders":
             signalled.append(pid)
-        elif m.via in ("supervisord", "pm2"):
-            requests.setdefault((m.via, m.target, m.url, m.home), []).append(pid)
+        elif m.via in ("supervisord", "pm2", "docker", "systemd"):
+            requests.setdefault((m.via, m.target, m.url, m.home, m.scope), []).append(pid)
         elif m.via == "none":
             blocked.append(f"PID {pid}: {safe_text(m.caution or 'its manager cannot be asked')}"
                            f"; stop it yourself: {safe_text(m.stop)}")
@@ -314,8 +332,9 @@ def for_good(port: int, snap: Snapshot, socks: Sequence[Socket] | None = None) -
                 managers.update((t.pid, t) for t in snap.targets((m.pid,)))
             signalled.append(pid)
     reqs = []
-    for (via, name, url, home), held in requests.items():
+    for (via, name, url, home, scope), held in requests.items():
         m = snap.managers[held[0]]
-        reqs.append(Request(via, name, url, home, m.tool, m.stop, tuple(held)))  # type: ignore[arg-type]
+        reqs.append(Request(via, name, url, home, m.tool, m.stop, tuple(held),  # type: ignore[arg-type]
+                            scope, m.name))
     return ForGood(port, tuple(reqs), tuple(managers.values()), snap.targets(signalled),
                    tuple(blocked), tuple(managed), sum(1 for s in socks if not s.holders))

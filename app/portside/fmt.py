@@ -169,6 +169,8 @@ def manager_cell(m: Manager | None, pid: bool = True) -> str:
     text = {"reloader": f"reloader {name}", "prefork": f"master {name}",
             "script": name or "package script", "supervisord": f"supervisord {name}",
             "pm2": f"pm2 {name}" if name else "pm2", "loop": f"{name} loop",
+            "docker": f"docker {name}" if name else "docker ?",
+            "systemd": f"systemd {name}" if name else "systemd ?",
             "orphan": "orphan", "unknown": "unknown"}.get(m.kind, m.kind)
     return text.strip() + (f" ({m.pid})" if pid and m.pid is not None else "")
 
@@ -184,4 +186,6 @@ def manager_title(m: Manager) -> str:
         "supervisord": f"supervisord ({pid}, program {name})",
         "pm2": f"pm2 ({pid}, app {name or '?'})",
         "loop": f"a {name} restart loop ({pid})",
+        "docker": f"Docker (container {name or '?'})",
+        "systemd": f"systemd ({pid}, unit {name or '?'})",
     }.get(m.kind, f"{m.kind} ({pid})")

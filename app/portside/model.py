@@ -108,11 +108,14 @@ class ProcessInfo(NamedTuple):
 # Who manages a holder: what started it and restarts it ---------------------------------
 
 ManagerKind = Literal["reloader", "prefork", "script", "supervisord", "pm2", "loop", "orphan",
-                      "unknown"]
-Restarts = Literal["always", "on file change", "never", "unknown"]
+                      "docker", "systemd", "unknown"]
+# "on failure": restarted after a crash or SIGKILL, not after a clean exit on SIGTERM
+# (systemd's Restart=on-failure).
+Restarts = Literal["always", "on file change", "on failure", "never", "unknown"]
 # How `portside free` acts on a manager: signal its process (then the holders), ask
-# supervisord over XML-RPC, run `pm2 stop`, or signal the holders alone.
-StopVia = Literal["signal", "supervisord", "pm2", "holders", "none"]
+# supervisord over XML-RPC, run `pm2 stop`, stop the container through Docker's Engine
+# API, run `systemctl stop`, or signal the holders alone.
+StopVia = Literal["signal", "supervisord", "pm2", "docker", "systemd", "holders", "none"]
 
 
 class Manager(NamedTuple):
@@ -132,6 +135,12 @@ class Manager(NamedTuple):
     url: str = ""  # supervisord's server URL (unix:// or http://)
     home: str = ""  # the pm2 daemon's PM2_HOME
     tool: str = ""  # the pm2 executable that started the app, when known
+    # systemd: where systemctl runs ("" the machine's, "user:NAME" a user manager,
+    # "ns:PID" inside the container whose systemd is PID); docker: the API's socket path.
+    scope: str = ""
+    # Why SIGKILL to the holder must not be sent (its manager restarts it after one, where
+    # SIGTERM would have stopped it for good), or None.
+    no_kill: str | None = None
 
     def role(self, pid: int) -> str:
         """What a holder with this PID is, beside the others: "reloader", "master",
@@ -139,8 +148,8 @@ class Manager(NamedTuple):
         if pid != self.pid:
             return "serves"
         return {"reloader": "reloader", "prefork": "master", "pm2": "pm2 daemon",
-                "supervisord": "supervisord", "script": "script", "loop": "loop"
-                }.get(self.kind, self.kind)
+                "supervisord": "supervisord", "script": "script", "loop": "loop",
+                "docker": "dockerd", "systemd": "systemd"}.get(self.kind, self.kind)
 
 
 SUDO_HINT = "run with sudo to see every process's sockets"

@@ -130,9 +130,13 @@ def plan(kind: ActionKind, row: Row, snap: Snapshot, operator: str,
     cautions = tuple(dict.fromkeys(
         m.caution for t in chosen if (m := snap.managers.get(t.pid)) is not None
         and m.caution and not manager_refusal(t.pid, t.name, t.cmdline)))
+    kill_cautions = tuple(dict.fromkeys(
+        m.no_kill for t in chosen if (m := snap.managers.get(t.pid)) is not None and m.no_kill))
+    if kind == "kill":
+        cautions = tuple(dict.fromkeys((*cautions, *kill_cautions)))
     stop = "; ".join(dict.fromkeys(m.stop for m in managers
                                    if m.stop and m.kind not in ("orphan", "unknown")))
     # Another user's process (or root's, when a person runs us through sudo) must be
     # confirmed by typing its PID; one's own processes need only `y`.
     return ActionPlan(kind, SIGNALS[kind], chosen, holders, port, addrs, label, operator,
-                      grace, requests, first, cautions, stop)
+                      grace, requests, first, cautions, stop, kill_cautions)

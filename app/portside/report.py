@@ -213,6 +213,7 @@ def _orphans(d: Diagnosis, reuse: str) -> list[str]:
 
 _SPEED = {"always": "restarts it at once when it exits", "on file change":
           "starts it again on the next file change", "never": "does not restart it",
+          "on failure": "restarts it after a crash or SIGKILL, not after SIGTERM",
           "unknown": "may restart it (how is not known)"}
 _SPEED_SELF = {"reloader": "starts a new server on the next file change",
                "prefork": "starts a new worker when one dies"}

@@ -154,11 +154,16 @@ def command_parser(command: str) -> argparse.ArgumentParser:
                        metavar="TERM|INT|HUP|KILL", help="the first signal (default TERM)")
         _grace(p, "the port to be free")
         _settle(p)
-        _confirmed(p, "SIGKILL what is left after the grace period",
+        _confirmed(p, "SIGKILL what is left after the grace period (never a holder whose "
+                   "systemd unit or container restarts it after SIGKILL)",
                    "show the targets, send nothing")
+        p.add_argument("--holder-only", action="store_true",
+                       help="signal a docker-proxy or a container's init itself (refused "
+                       "without it: `portside free` stops the container instead)")
     elif command == "free":
         p = _Parser(prog=prog, description="Free a port for good: stop what holds it and "
-                    "what brings it back (supervisord over XML-RPC, pm2 stop, or SIGTERM to "
+                    "what brings it back (supervisord over XML-RPC, pm2 stop, docker stop "
+                    "through the Engine API, systemctl stop, or SIGTERM to "
                     "the reloader, npm or shell loop first, then to the holders still holding), "
                     "then check it stays free for --settle seconds. Exit 0 freed, 1 still held "
                     "or refused, 2 usage, 3 nothing listens, 4 taken again.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TextIO
 
-from ..actions import ForGood, for_good
+from ..actions import REQUEST_HOW, ForGood, for_good, request_label
 from ..backend import PortHolders
 from ..fmt import manager_cell, safe_text
 from ..model import SENT
@@ -17,7 +17,7 @@ from .args import (
     EXIT_OK,
     EXIT_RETAKEN,
 )
-from .kill import _retaken, _ticker, ask, write_signals
+from .kill import _retaken, _ticker, ask, write_signals, write_spared
 from .output import write_target
 
 if TYPE_CHECKING:
@@ -80,12 +80,12 @@ def _show(plan: ForGood, dry_run: bool, out: TextIO) -> None:
     managed = dict(plan.managed)
     for req in plan.requests:
         step += 1
-        how = "over XML-RPC" if req.via == "supervisord" else "with pm2"
-        out.write(f"  {step}. ask {req.via} to stop {safe_text(req.name)} ({how}): "
+        what = safe_text(request_label(req))
+        out.write(f"  {step}. ask {req.via} to stop {what} ({REQUEST_HOW[req.via]}): "
                   f"{safe_text(req.command)}\n")
         pids = ", ".join(map(str, req.holders))
         out.write(f"     PID {pids} {'holds' if len(req.holders) == 1 else 'hold'} the port "
-                  f"for it: stopping {safe_text(req.name)} closes it (portside signals no "
+                  f"for it: stopping {what} closes it (portside signals no "
                   "process for this step)\n")
     if plan.managers:
         step += 1
@@ -130,6 +130,7 @@ def _report(args: argparse.Namespace, plan: ForGood, res: FreeResult, out: TextI
     for _req, ok, said in res.asked:
         (out if ok else err).write(f"  {said}\n")
     write_signals([*res.first, *stop.results], stop.killed, args.grace, stop.interrupted, out)
+    write_spared(stop.spared, err)
     if stop.interrupted:
         return EXIT_INTERRUPTED
     held = stop.ports.get(port)

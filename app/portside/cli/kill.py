@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TextIO
 
 from ..actions import newcomers
 from ..backend import PortHolders
 from ..fmt import safe_text, signal_name
-from ..model import DENIED, SENT, SignalResult, Target
+from ..model import DENIED, SENT, SignalResult, Snapshot, Target
 from .args import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -100,6 +100,16 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if not matched:
         err.write("nothing matched\n")
         return EXIT_NO_MATCH
+    if not args.holder_only:
+        for pid in list(targets):
+            m = snap.managers.get(pid)
+            if m is not None and m.kind == "docker" and m.caution:
+                # A docker-proxy, or a container's init: signalling it alone breaks the
+                # container's mapping, or is ignored and then restarted by its policy.
+                del targets[pid]
+                free = " ".join(f":{p}" for p in ports_of.get(pid, []))
+                refused[pid] = (f"{safe_text(m.caution)} (`portside free {free}` stops it for "
+                                "good; --holder-only signals this process anyway)")
     for _pid, why in sorted(refused.items()):
         err.write(f"refused: {why}\n")
     if not targets:
@@ -124,20 +134,21 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if declined is not None:
         return declined
     out.flush()  # the targets are on record before anything is sent
-    return _execute(args, sampler, list(targets.values()), ports, pids, out, err)
+    return _execute(args, sampler, snap, list(targets.values()), ports, pids, out, err)
 
 
-def _execute(args: argparse.Namespace, sampler: Sampler, targets: list[Target],
+def _execute(args: argparse.Namespace, sampler: Sampler, snap: Snapshot, targets: list[Target],
              ports: list[int], pids: list[int], out: TextIO, err: TextIO) -> int:
     from ..system import control
 
     tick = _ticker(err, ports, pids)
     awaited = [t for t in targets if t.pid in pids]
     res = control.stop(targets, args.signal, args.grace, args.force, ports, awaited,
-                       sampler, tick, settle=args.settle)
+                       sampler, tick, settle=args.settle, spare=no_kill(snap, targets))
     if tick is not None:
         err.write("\r\x1b[K")
     write_signals(res.results, res.killed, args.grace, res.interrupted, out)
+    write_spared(res.spared, err)
     if res.interrupted:
         for port in ports:
             held = res.ports.get(port)
@@ -189,6 +200,21 @@ def write_signals(results: list[SignalResult], killed: list[SignalResult], grace
         out.write("interrupted: " + (f"the signals above were sent (to PID "
                   f"{', '.join(map(str, sent))}); not waiting to see them end\n" if sent
                   else "nothing was sent\n"))
+
+
+def no_kill(snap: Snapshot | None, targets: Iterable[Target]) -> dict[int, str]:
+    """The targets --force must not SIGKILL: their unit or container restarts them after
+    one (where SIGTERM stops them for good), with why."""
+    if snap is None:
+        return {}
+    return {t.pid: m.no_kill for t in targets
+            if (m := snap.managers.get(t.pid)) is not None and m.no_kill}
+
+
+def write_spared(spared: list[tuple[Target, str]], err: TextIO) -> None:
+    """What --force did not SIGKILL, and why."""
+    for t, why in spared:
+        err.write(f"PID {t.pid}: not sent SIGKILL: {safe_text(why)}\n")
 
 
 def _retaken(port: int, held: PortHolders, after: float, out: TextIO) -> None:

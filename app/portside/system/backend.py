@@ -67,7 +67,7 @@ class LiveBackend:
         return control.started_by(pid)
 
     def ask(self, request: Request) -> tuple[bool, str]:
-        """supervisord over XML-RPC, or `pm2 stop`."""
+        """supervisord over XML-RPC, `pm2 stop`, `docker stop` or `systemctl stop`."""
         from .freeing import ask
 
         return ask(request)

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -238,6 +238,8 @@ class StopResult:
     ok: bool = False
     results: list[SignalResult] = field(default_factory=list)
     killed: list[SignalResult] = field(default_factory=list)  # the SIGKILLs of --force
+    # Targets --force did not SIGKILL, and why (their manager restarts them after one).
+    spared: list[tuple[Target, str]] = field(default_factory=list)
     ports: dict[int, PortHolders] = field(default_factory=dict)  # as last read
     alive: list[Target] = field(default_factory=list)  # awaited targets still running
     interrupted: bool = False  # Ctrl-C: what was sent (above) stays sent
@@ -324,6 +326,7 @@ def stop(
     ps: Psutil = psutil,
     settle: float = 0.0,
     sent: Iterable[Target] = (),
+    spare: Mapping[int, str] | None = None,
 ) -> StopResult:
     """Signal the targets; wait until every port is free and every awaited target exited,
     then that the ports stay free for `settle` seconds.
@@ -331,7 +334,8 @@ def stop(
     SIGKILL goes only with `force`, and only to the targets still holding a port or still
     awaited: a process that starts listening meanwhile (a supervisor restarting the server)
     is reported, never signalled. `sent`: targets already sent `sig` by the caller (the
-    restarter of a holder), awaited too and SIGKILLed alike.
+    restarter of a holder), awaited too and SIGKILLed alike. `spare`: PIDs never to
+    SIGKILL, with why (a manager restarts them after SIGKILL, not after SIGTERM).
     """
     sent = list(sent)
     targets = list(targets)
@@ -356,6 +360,9 @@ def stop(
             remaining = [t for t in [*sent, *targets]
                          if (t.pid in holding or t in result.alive) and is_alive(t, ps)]
             for t in remaining:
+                if spare and t.pid in spare:
+                    result.spared.append((t, spare[t.pid]))
+                    continue
                 with deferred_interrupt():
                     result.killed.append(send_signal(t, signal.SIGKILL, ps))
             result.ok = wait_until(done, 2.0, tick=tick)

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..actions import FIRST_WAIT, ForGood, Request
+from ..actions import FIRST_WAIT, GRACE, ForGood, Request
 from ..fmt import safe_text
 from ..model import SENT, SignalResult
-from . import control
+from . import control, services
 from .sampler import Sampler
 
 REQUEST_TIMEOUT = 30.0  # seconds a manager gets to stop a program (supervisord waits for it)
@@ -121,10 +121,16 @@ def stop_pm2(name: str, home: str, tool: str, timeout: float = REQUEST_TIMEOUT
     return True, f"pm2 stopped {safe_text(name)} ({safe_text(prefix.strip() or 'PM2_HOME')})"
 
 
-def ask(request: Request, timeout: float = REQUEST_TIMEOUT) -> tuple[bool, str]:
+def ask(request: Request, timeout: float = REQUEST_TIMEOUT, grace: float = GRACE
+        ) -> tuple[bool, str]:
     """Ask the manager to stop its program: (done, what it said)."""
     if request.via == "supervisord":
         return stop_supervised(request.url, request.name, timeout)
+    if request.via == "docker":
+        ok, said = services.stop_container(request.scope, request.name, grace)
+        return ok, said.replace(request.name[:12], safe_text(request.label or request.name))
+    if request.via == "systemd":
+        return services.stop_units(request.scope, request.name.split(), timeout)
     return stop_pm2(request.name, request.home, request.tool, timeout)
 
 
@@ -143,7 +149,7 @@ def free(plan: ForGood, grace: float, force: bool, sampler: Sampler, settle: flo
     result = FreeResult()
     try:
         for req in plan.requests:
-            ok, said = ask(req, max(REQUEST_TIMEOUT, grace + 10))
+            ok, said = ask(req, max(REQUEST_TIMEOUT, grace + 10), grace)
             result.asked.append((req, ok, said))
         for t in plan.managers:
             with control.deferred_interrupt():
@@ -154,8 +160,9 @@ def free(plan: ForGood, grace: float, force: bool, sampler: Sampler, settle: flo
                 lambda: control.port_holders(plan.port, sampler).free, FIRST_WAIT, tick=tick)
         held = control.port_holders(plan.port, sampler)
         still = [t for t in plan.holders if t.pid in held.pids]
+        spare = {pid: m.no_kill for pid, m in plan.managed if m.no_kill}
         result.stop = control.stop(still, signal.SIGTERM, grace, force, [plan.port], (),
-                                   sampler, tick, settle=settle, sent=sent)
+                                   sampler, tick, settle=settle, sent=sent, spare=spare)
     except KeyboardInterrupt:
         result.stop.ok, result.stop.interrupted = False, True
     return result

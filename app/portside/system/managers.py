@@ -15,19 +15,21 @@ import re
 import shlex
 import stat
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import NamedTuple
 
-from ..daemons import manager_refusal, pm2_daemon_home
+from ..daemons import daemon_kind, manager_refusal, pm2_daemon_home
 from ..fmt import join_cmdline, safe_text
-from ..model import Manager, ProcessInfo, Restarts
+from ..model import LISTEN, Manager, ProcessInfo, Restarts, Socket
 from .procinfo import stat_fields
+from .services import Addr, Services
 
 # The environment variables that tell who started a process; every other one is dropped.
 _KEYS = frozenset({
     "WERKZEUG_RUN_MAIN", "RUN_MAIN", "SUPERVISOR_ENABLED", "SUPERVISOR_PROCESS_NAME",
     "SUPERVISOR_GROUP_NAME", "SUPERVISOR_SERVER_URL", "pm_id", "name", "PM2_HOME",
     "autorestart", "exec_mode", "npm_lifecycle_event", "npm_config_user_agent", "_",
+    "LISTEN_FDNAMES",
 })
 _KEYS_B = tuple(k.encode() + b"=" for k in _KEYS)
 _PM2_ENV = b"pm2_env="  # a pm2 cluster worker's settings, as JSON
@@ -283,8 +285,9 @@ class ManagerIndex:
     """Judges who manages each holder; keeps each process's markers per (pid, start
     time) and forgets processes no longer seen."""
 
-    def __init__(self, root: str = "/proc") -> None:
+    def __init__(self, root: str = "/proc", services: Services | None = None) -> None:
         self.root = root
+        self.services = services or Services(root)
         self._marks: dict[tuple[int, float], Markers] = {}
         self._children: dict[tuple[int, float], tuple[float, list[Markers]]] = {}
 
@@ -298,20 +301,35 @@ class ManagerIndex:
         return found
 
     def judge(self, holders: Mapping[int, Collection[int]],
-              procs: Mapping[int, ProcessInfo]) -> dict[int, Manager]:
+              procs: Mapping[int, ProcessInfo], socks: Iterable[Socket] = ()
+              ) -> dict[int, Manager]:
         """holder PID -> its manager, for every holder that has (or may have) one.
 
-        `holders` maps each holder to every PID holding a socket it holds.
+        `holders` maps each holder to every PID holding a socket it holds; `socks` (the
+        sample's sockets) tell which ports a daemon (dockerd, systemd) holds.
         """
         out: dict[int, Manager] = {}
         seen: set[tuple[int, float]] = set()
+        listening: dict[int, list[Addr]] | None = None
+
+        def addrs(pid: int) -> list[Addr]:
+            # A pass over the sample, made once and only when a daemon holds a socket.
+            nonlocal listening
+            if listening is None:
+                listening = {}
+                for s in socks:
+                    if s.holders and (s.state == LISTEN or s.proto == "udp"):
+                        for p in s.holders:
+                            listening.setdefault(p, []).append((s.proto, s.laddr, s.lport))
+            return listening.get(pid, [])
+
         for pid, together in holders.items():
             info = procs.get(pid)
             if info is None:
                 continue
             chain = self._chain(info, procs)
             seen.update((p.pid, p.create_time) for p in chain.procs)
-            found = self._judge(chain, together, procs)
+            found = self._judge(chain, together, procs, addrs)
             if found is not None:
                 out[pid] = found
         for ident in set(self._marks) - seen:
@@ -330,15 +348,24 @@ class ManagerIndex:
     # The rules -------------------------------------------------------------------------
 
     def _judge(self, chain: _Chain, together: Collection[int],
-               procs: Mapping[int, ProcessInfo]) -> Manager | None:
+               procs: Mapping[int, ProcessInfo],
+               addrs: Callable[[int], list[Addr]] = lambda pid: []) -> Manager | None:
         holder, env = chain.procs[0], chain.marks[0].env
         if pm2_daemon_home(holder.cmdline, holder.name) is not None:
             return self._pm2_daemon(holder, procs)
+        if daemon_kind(holder.name, holder.cmdline) is not None or _is_proxy(holder):
+            # dockerd, docker-proxy or systemd holds the port for a container or a unit.
+            return self.services.daemon(holder, together, procs, addrs, self._env_of(procs))
         if env is not None and "pm_id" in env:
             return _pm2_app(chain)
         if env is not None and env.get("SUPERVISOR_ENABLED"):
             return _supervised(chain)
         found = _outermost(chain, together, procs, self)
+        if found is not None:
+            return found
+        # A container or a systemd unit runs it: asked only when nothing nearer restarts
+        # it (a supervisord in a unit stops its own program, not the whole unit).
+        found = self.services.runs(chain.procs)
         if found is not None:
             return found
         orphan = self._orphan(chain)
@@ -351,6 +378,13 @@ class ManagerIndex:
                  "process): run with sudo to see who manages it",
                  "its parent chain shows no manager"), via="holders")
         return None
+
+    def _env_of(self, procs: Mapping[int, ProcessInfo]
+                ) -> Callable[[int], Mapping[str, str] | None]:
+        def env(pid: int) -> Mapping[str, str] | None:
+            info = procs.get(pid)
+            return self.markers(info).env if info is not None else read_env(pid, self.root)
+        return env
 
     def _pm2_daemon(self, daemon: ProcessInfo, procs: Mapping[int, ProcessInfo]) -> Manager:
         """The pm2 daemon holds the port itself (cluster mode): name the cluster app."""
@@ -419,6 +453,11 @@ class ManagerIndex:
         evidence.append(f"its parent is PID {holder.ppid or 1} ({adopter}), which adopted it")
         return Manager("orphan", holder.name, None, "", "never", f"kill {holder.pid}",
                        tuple(evidence), via="holders")
+
+
+def _is_proxy(info: ProcessInfo) -> bool:
+    argv = info.cmdline or ()
+    return info.name == "docker-proxy" or (bool(argv) and _base(argv[0]) == "docker-proxy")
 
 
 def _children(pid: int, root: str) -> list[int]:
@@ -586,6 +625,8 @@ def _member(info: ProcessInfo, marks: Markers, below: ProcessInfo | None,
             ) -> Manager | None:
     """What this member of the holder's chain is, if it manages the holder."""
     argv = info.cmdline or ()
+    if depth and daemon_kind(info.name, argv) is not None:
+        return None  # systemd or dockerd above: the unit or container, judged apart
     cmd = _cmd(info)
     holds = info.pid in together
     kill_both = f"kill {info.pid} {holder.pid}" if info.pid != holder.pid else \

@@ -113,7 +113,7 @@ class Sampler:
             together: dict[int, set[int]] | None = {} if self.managers else None
             socks, procs, gaps = self._sample_linux(notes, counts, gaps, together)
             if together is not None:
-                managers = MappingProxyType(self._managers.judge(together, procs))
+                managers = MappingProxyType(self._managers.judge(together, procs, socks))
                 if self.pidfds is not None:
                     self._capture_managers(managers, procs)
         else:

@@ -136,6 +136,7 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
 
 _KINDS = {"reloader": "reloader", "prefork": "prefork master", "script": "package script",
           "supervisord": "supervisord", "pm2": "pm2", "loop": "shell restart loop",
+          "docker": "container", "systemd": "systemd unit",
           "orphan": "orphan: its starter is gone", "unknown": "unknown"}
 
 

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from ..actions import GRACE, ActionPlan, pid_list
+from ..actions import GRACE, ActionPlan, pid_list, request_label
 from ..fmt import describe_target, format_duration, safe_text
 from ..model import Target
 from ..query import SYNTAX_HELP
@@ -60,7 +60,7 @@ def plan_body(plan: ActionPlan, alternative: ActionPlan | None = None) -> Text:
     body.append(f"socket  {plan.socket}  ")
     body.append(f"held by {len(plan.holders)} process(es)\n\n")
     for req in plan.requests:
-        body.append(f"First, ask {req.via} to stop {safe_text(req.name)}", "bold")
+        body.append(f"First, ask {req.via} to stop {safe_text(request_label(req))}", "bold")
         body.append(f": {safe_text(req.command)}\n")
         body.append(f"  PID {', '.join(map(str, req.holders))} holds the port for it: no "
                     "signal is sent to it\n", "dim")

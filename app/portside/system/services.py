@@ -1,0 +1,645 @@
+"""Containers and services: who runs a holder when it is a container (Docker's Engine API
+over its unix socket) or a systemd unit (`systemctl show`), and how to stop it for good.
+
+Everything asked of a daemon has a short timeout and is cached for a few seconds, per
+container or unit: the sampler asks on every sample. What cannot be asked (no socket,
+permission denied, a timeout) is said, with the next command to try.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import os
+import pwd
+import re
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ..daemons import daemon_kind
+from ..fmt import join_cmdline, safe_text
+from ..model import Manager, ProcessInfo, Restarts
+
+API_TIMEOUT = 2.0  # seconds one question to dockerd or systemctl may take
+TTL = 5.0  # seconds an answer is reused
+DEFAULT_DOCKER = "/var/run/docker.sock"
+# Processes that stand between a unit's main process and a holder a person started by
+# hand: the holder is "in" the unit, not run by it.
+_INTERACTIVE = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "ash", "mksh", "sshd",
+                          "tmux", "tmux: server", "screen", "SCREEN", "su", "sudo", "login"})
+# cgroup path components that name a container: docker, podman (libpod), containerd/CRI.
+_CONTAINER = re.compile(r"^(?:docker-|libpod-|cri-containerd-|crio-)?([0-9a-f]{64})(?:\.scope)?$")
+_RUNTIMES = (("libpod", "podman"), ("crio", "cri-o"), ("cri-containerd", "containerd"),
+             ("kubepods", "kubernetes"), ("docker", "docker"))
+
+
+class Unreachable(Exception):
+    """A daemon that could not be asked: the reason, as a person would read it."""
+
+
+# Docker ---------------------------------------------------------------------------------
+
+
+class _Unix(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def docker_call(path: str, method: str, url: str, timeout: float = API_TIMEOUT
+                ) -> tuple[int, Any]:
+    """One request to the Engine API on a unix socket: (status, decoded JSON or None)."""
+    conn = _Unix(path, timeout)
+    try:
+        conn.request(method, url, headers={"Host": "docker"})
+        resp = conn.getresponse()
+        body = resp.read(8 << 20)
+    except PermissionError as exc:
+        raise Unreachable(f"the Docker API at {path} refused this user ({exc.strerror}): "
+                          "run with sudo, or join the docker group") from None
+    except FileNotFoundError:
+        raise Unreachable(f"no Docker API socket at {path}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise Unreachable(f"the Docker API at {path} did not answer: {exc}") from None
+    finally:
+        conn.close()
+    try:
+        return resp.status, json.loads(body) if body else None
+    except ValueError:
+        return resp.status, None
+
+
+def docker_hosts(engines: Iterable[Sequence[str]]) -> list[str]:
+    """The unix sockets to ask, in order: $DOCKER_HOST, each running dockerd's -H, the
+    default one."""
+    out = []
+    env = os.environ.get("DOCKER_HOST", "")
+    if env.startswith("unix://"):
+        out.append(env[len("unix://"):])
+    for argv in engines:
+        for i, arg in enumerate(argv):
+            value = None
+            if arg in ("-H", "--host") and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(("-H=", "--host=")):
+                value = arg.partition("=")[2]
+            elif arg.startswith("-H") and len(arg) > 2:
+                value = arg[2:]
+            if value and value.startswith("unix://"):
+                out.append(value[len("unix://"):])
+    out.append(DEFAULT_DOCKER)
+    return list(dict.fromkeys(out))
+
+
+def docker_env(path: str) -> str:
+    """"DOCKER_HOST=unix://PATH " when the socket is not the default one."""
+    return "" if path == DEFAULT_DOCKER else f"DOCKER_HOST={shlex.quote('unix://' + path)} "
+
+
+def container_id(cgroup: str) -> tuple[str, str] | None:
+    """(runtime, container id) from a process's /proc/PID/cgroup text, or None."""
+    for line in cgroup.splitlines():
+        parts = [p for p in line.split(":", 2)[-1].split("/") if p]
+        for part in reversed(parts):
+            found = _CONTAINER.match(part)
+            if found is None:
+                continue
+            runtime = next((name for key, name in _RUNTIMES
+                            if part.startswith(key) or any(p.startswith(key) for p in parts)),
+                           "container")
+            return runtime, found.group(1)
+    return None
+
+
+def proxy_args(argv: Sequence[str]) -> dict[str, str]:
+    """docker-proxy's -proto, -host-ip, -host-port, -container-ip, -container-port."""
+    out = {}
+    for i, arg in enumerate(argv):
+        if arg.startswith("-") and i + 1 < len(argv):
+            key = arg.lstrip("-")
+            if "=" in key:
+                key, _, value = key.partition("=")
+                out[key] = value
+            else:
+                out[key] = argv[i + 1]
+    return out
+
+
+def _restarts(policy: str) -> Restarts:
+    # on-failure restarts a container whose main process a signal ended (a non-zero exit).
+    return "never" if policy in ("", "no") else "always"
+
+
+# systemd --------------------------------------------------------------------------------
+
+
+def unit_of(cgroup: str) -> tuple[str, str] | None:
+    """(unit, user manager unit or "") of a process's cgroup: the service it runs in, and
+    user@UID.service when that is a user's manager; None outside any service."""
+    for line in cgroup.splitlines():
+        hier, _, path = line.partition(":")[2].partition(":")
+        if hier not in ("", "name=systemd"):
+            continue
+        parts = [p for p in path.split("/") if p]
+        user = next((p for p in parts if p.startswith("user@") and p.endswith(".service")), "")
+        tail = parts[parts.index(user) + 1:] if user else parts
+        unit = next((p for p in reversed(tail) if p.endswith(".service")), None)
+        if unit is not None and unit != user:
+            return unit, user
+    return None
+
+
+def systemctl_argv(scope: str, *args: str) -> list[str]:
+    """systemctl with these arguments, run where the unit's manager is."""
+    if scope.startswith("ns:"):
+        return ["nsenter", "-t", scope[3:], "-a", "systemctl", *args]
+    if scope.startswith("user:"):
+        return ["systemctl", "--user", "-M", f"{scope[5:]}@", *args]
+    return ["systemctl", *args]
+
+
+def systemctl_text(scope: str, *args: str) -> str:
+    """The same, as a person would type it (a user types --user as that user)."""
+    if scope.startswith("user:"):
+        return shlex.join(["systemctl", "--user", *args]) + f"  (as {scope[5:]})"
+    return shlex.join(systemctl_argv(scope, *args))
+
+
+def run_systemctl(scope: str, *args: str, timeout: float = API_TIMEOUT) -> str:
+    """systemctl's output; Unreachable when it cannot be run or fails."""
+    argv = systemctl_argv(scope, *args)
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise Unreachable(f"{argv[0]} is not installed") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Unreachable(f"{shlex.join(argv[:6])} failed: {exc}") from None
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise Unreachable(f"{shlex.join(argv)} exited {done.returncode}"
+                          + (f": {said[-1]}" if said else ""))
+    return done.stdout.decode("utf-8", "replace")
+
+
+def _unit_restarts(restart: str) -> Restarts:
+    if restart == "always":
+        return "always"
+    if restart in ("on-failure", "on-abnormal", "on-abort", "on-watchdog"):
+        return "on failure"
+    return "never" if restart == "no" else "unknown"
+
+
+def _ns_pids(pid: int, root: str) -> list[int]:
+    """NSpid: the process's PID in each PID namespace it is in, outermost first."""
+    try:
+        with open(f"{root}/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"NSpid:"):
+                    return [int(x) for x in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return [pid]
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(1 << 16)
+    except OSError:
+        return None
+
+
+# The judge ------------------------------------------------------------------------------
+
+
+Addr = tuple[str, str, int]  # proto, local address, port
+
+
+class Services:
+    """Asks Docker and systemd about holders; caches the answers for TTL seconds."""
+
+    def __init__(self, root: str = "/proc", docker: Callable[..., tuple[int, Any]] = docker_call,
+                 systemctl: Callable[..., str] = run_systemctl) -> None:
+        self.root = root
+        self._docker = docker
+        self._systemctl = systemctl
+        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._own: tuple[str, str] | bool | None = False  # our own unit, read once
+
+    # Cached questions ---------------------------------------------------------------
+
+    def _cached(self, key: tuple[str, ...], ask: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < TTL:
+            if isinstance(hit[1], Unreachable):
+                raise hit[1]
+            return hit[1]
+        if len(self._cache) > 256:
+            self._cache = {k: v for k, v in self._cache.items() if now - v[0] < TTL}
+        try:
+            value = ask()
+        except Unreachable as exc:
+            self._cache[key] = (now, exc)
+            raise
+        self._cache[key] = (now, value)
+        return value
+
+    def _engines(self) -> list[tuple[str, ...]]:
+        """The command lines of the running dockerd processes (a scan of /proc)."""
+        def scan() -> list[tuple[str, ...]]:
+            out: list[tuple[str, ...]] = []
+            try:
+                names = os.listdir(self.root)
+            except OSError:
+                return out
+            for name in names:
+                if name.isdigit() and (_read(f"{self.root}/{name}/comm") or "").strip() == \
+                        "dockerd":
+                    raw = _read(f"{self.root}/{name}/cmdline") or ""
+                    out.append(tuple(raw.split("\0")))
+            return out
+        found: list[tuple[str, ...]] = self._cached(("engines",), scan)
+        return found
+
+    def _api(self, hosts: Sequence[str], url: str) -> tuple[str, Any]:
+        """(socket, answer) from the first Docker API that answers 200."""
+        errors = []
+        for path in hosts:
+            try:
+                status, data = self._cached(
+                    ("docker", path, url), functools.partial(self._docker, path, "GET", url))
+            except Unreachable as exc:
+                errors.append(str(exc))
+                continue
+            if status == 200:
+                return path, data
+            errors.append(f"the Docker API at {path} answered {status} to GET {url}")
+        raise Unreachable("; ".join(dict.fromkeys(errors)) or "no Docker API socket")
+
+    def _show(self, scope: str, unit: str) -> dict[str, str]:
+        found: dict[str, str] = self._cached(("show", scope, unit),
+                                             lambda: self._systemctl_show(scope, unit))
+        return found
+
+    def _systemctl_show(self, scope: str, unit: str) -> dict[str, str]:
+        text = self._systemctl(scope, "show", "-p", "Restart,NRestarts,MainPID,ActiveState,"
+                               "Triggers,TriggeredBy,Id", "--", unit)
+        return dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+
+    # The rules ----------------------------------------------------------------------
+
+    def daemon(self, holder: ProcessInfo, together: Iterable[int],
+               procs: Mapping[int, ProcessInfo], addrs: Callable[[int], list[Addr]],
+               envs: Callable[[int], Mapping[str, str] | None]) -> Manager | None:
+        """The container or unit a daemon (docker-proxy, dockerd, systemd) holds the
+        holder's port for; None for a daemon holding nothing of the kind."""
+        argv = holder.cmdline or ()
+        if holder.name == "docker-proxy" or (argv and os.path.basename(argv[0]) ==
+                                             "docker-proxy"):
+            return self._proxy(holder, procs)
+        kind = daemon_kind(holder.name, argv)
+        if kind == "engine" and holder.name == "dockerd":
+            return self._engine_holds(holder, addrs(holder.pid))
+        if kind == "init":
+            return self._socket_unit(holder, together, addrs(holder.pid), envs)
+        return None
+
+    def runs(self, chain: Sequence[ProcessInfo]) -> Manager | None:
+        """The container or systemd service that runs the holder (chain[0]), from its
+        cgroup; None when it runs in neither."""
+        holder = chain[0]
+        cgroup = _read(f"{self.root}/{holder.pid}/cgroup") or ""
+        found = container_id(cgroup)
+        if found is not None:
+            return self._in_container(holder, *found)
+        unit = unit_of(cgroup)
+        if unit is not None:
+            return self._in_unit(chain, *unit)
+        return None
+
+    def _docker_manager(self, holder: ProcessInfo, engine: ProcessInfo | None, path: str,
+                        info: Mapping[str, Any], evidence: list[str], caution: str | None
+                        ) -> Manager:
+        cid = str(info.get("Id", ""))
+        name = str(info.get("Name") or (info.get("Names") or [""])[0]).lstrip("/") or cid[:12]
+        host = info.get("HostConfig") or {}
+        policy = str((host.get("RestartPolicy") or {}).get("Name") or "no")
+        image = str((info.get("Config") or {}).get("Image") or info.get("Image") or "")
+        restarts = _restarts(policy)
+        evidence.append(f"container {safe_text(name)} ({cid[:12]}), image {safe_text(image)}, "
+                        f"restart policy {safe_text(policy)}")
+        no_kill = None
+        if restarts != "never":
+            no_kill = (f"docker restarts container {safe_text(name)} when its process is "
+                       f"killed (restart policy {safe_text(policy)}): stop it instead: "
+                       f"{docker_env(path)}docker stop {shlex.quote(name)}")
+        return Manager("docker", name, engine.pid if engine else None,
+                       join_cmdline(engine.cmdline) if engine else "", restarts,
+                       f"{docker_env(path)}docker stop {shlex.quote(name)}", tuple(evidence),
+                       caution, via="docker", target=cid, scope=path, no_kill=no_kill)
+
+    def _unreachable(self, holder: ProcessInfo, engine: ProcessInfo | None, why: str,
+                     evidence: list[str], port: int | None, caution: str | None) -> Manager:
+        nxt = f"docker ps --filter publish={port}" if port else "docker ps"
+        evidence.append(f"{why}: run {nxt} to see the container")
+        return Manager("docker", "", engine.pid if engine else None,
+                       join_cmdline(engine.cmdline) if engine else "", "unknown", nxt,
+                       tuple(evidence), caution, via="none")
+
+    def _proxy(self, holder: ProcessInfo, procs: Mapping[int, ProcessInfo]) -> Manager:
+        """docker-proxy holds a published port for a container: match it by the proxy's
+        own arguments (container address and port), never by the port alone."""
+        args = proxy_args(holder.cmdline or ())
+        engine = procs.get(holder.ppid or 0)
+        hport = args.get("host-port", "")
+        evidence = [f"PID {holder.pid} is docker-proxy ({safe_text(join_cmdline(holder.cmdline))})"]
+        if engine is not None:
+            evidence.append(f"its parent PID {engine.pid} is {safe_text(engine.name)}")
+        caution = (f"PID {holder.pid} is docker-proxy: signalling it frees the port but leaves "
+                   "the container running with a broken port mapping (docker ps still shows "
+                   "it); stop the container instead")
+        port = int(hport) if hport.isdigit() else None
+        hosts = docker_hosts([engine.cmdline] if engine and engine.cmdline else self._engines())
+        try:
+            path, listing = self._api(hosts, "/containers/json")
+        except Unreachable as exc:
+            return self._unreachable(holder, engine, str(exc), evidence, port, caution)
+        cip, cport = args.get("container-ip", ""), args.get("container-port", "")
+        proto = args.get("proto", "tcp")
+        for c in listing if isinstance(listing, list) else []:
+            nets = ((c.get("NetworkSettings") or {}).get("Networks") or {}).values()
+            if cip and cip not in {n.get("IPAddress") for n in nets if isinstance(n, dict)} \
+                    and cip not in {n.get("GlobalIPv6Address") for n in nets
+                                    if isinstance(n, dict)}:
+                continue
+            if any(str(p.get("PrivatePort")) == cport and str(p.get("PublicPort")) == hport
+                   and p.get("Type", "tcp") == proto for p in c.get("Ports") or ()):
+                evidence.append(f"Docker's API: container {cip}:{cport} publishes "
+                                f"{args.get('host-ip', '')}:{hport}")
+                return self._docker_manager(holder, engine, path, self._inspect(path, c),
+                                            evidence, caution)
+        return self._unreachable(holder, engine, f"no running container has {cip}:{cport} "
+                                 f"published on {hport} (the proxy outlived it?)", evidence,
+                                 port, caution)
+
+    def _inspect(self, path: str, brief: Mapping[str, Any]) -> Mapping[str, Any]:
+        try:
+            _, full = self._api([path], f"/containers/{brief.get('Id', '')}/json")
+        except Unreachable:
+            return brief
+        return full if isinstance(full, dict) else brief
+
+    def _engine_holds(self, engine: ProcessInfo, addrs: list[Addr]) -> Manager | None:
+        """dockerd holds the port itself (its userland proxy off): the container that
+        publishes it, found through the API's publish filter."""
+        ports = sorted({(proto, addr, port) for proto, addr, port in addrs})
+        evidence = [f"PID {engine.pid} is dockerd, and holds the listening socket itself "
+                    "(userland proxy off) for a container's published port"]
+        caution = manager_caution(engine)
+        if not ports:
+            return None
+        proto, addr, port = ports[0]
+        hosts = docker_hosts([engine.cmdline] if engine.cmdline else [])
+        url = "/containers/json?filters=" + quote(json.dumps(
+            {"publish": [f"{port}/{proto}"]}, separators=(",", ":")), safe="")
+        try:
+            path, listing = self._api(hosts, url)
+        except Unreachable as exc:
+            return self._unreachable(engine, engine, str(exc), evidence, port, caution)
+        wild = ("0.0.0.0", "::", "")
+        matches = [c for c in listing if isinstance(c, dict) and any(
+            p.get("PublicPort") == port and p.get("Type", "tcp") == proto and
+            (p.get("IP", "") == addr or (p.get("IP", "") in wild and addr in wild))
+            for p in c.get("Ports") or ())] if isinstance(listing, list) else []
+        if len(matches) != 1:
+            why = "no running container publishes it" if not matches else \
+                f"{len(matches)} containers publish it"
+            return self._unreachable(engine, engine, f"Docker's API: port {port}/{proto} on "
+                                     f"{addr}: {why}", evidence, port, caution)
+        evidence.append(f"Docker's API: the container publishes {addr}:{port}/{proto}")
+        return self._docker_manager(engine, engine, path, self._inspect(path, matches[0]),
+                                    evidence, caution)
+
+    def _in_container(self, holder: ProcessInfo, runtime: str, cid: str) -> Manager:
+        """A process inside a container: the container, from the API; a namespace init
+        ignores SIGTERM unless it handles it."""
+        nspid = _ns_pids(holder.pid, self.root)
+        init = len(nspid) > 1 and nspid[-1] == 1
+        evidence = [f"PID {holder.pid} runs in {runtime} container {cid[:12]} (its cgroup)"]
+        caution = None
+        if init:
+            evidence.append("it is the container's init (PID 1 in its namespace): it ignores "
+                            "SIGTERM unless it handles it")
+            caution = (f"PID {holder.pid} is the init of a container: it ignores SIGTERM unless "
+                       "it handles it, and ending it stops the container (whose restart "
+                       "policy may start it again); stop the container instead")
+        if runtime != "docker":
+            cmd = "podman" if runtime == "podman" else "crictl" if runtime in (
+                "cri-o", "containerd", "kubernetes") else "docker"
+            evidence.append(f"{runtime} is not asked: stop it with {cmd} stop {cid[:12]}")
+            return Manager("docker", cid[:12], None, "", "unknown", f"{cmd} stop {cid[:12]}",
+                           tuple(evidence), caution, via="none")
+        try:
+            path, info = self._api(docker_hosts(self._engines()), f"/containers/{cid}/json")
+        except Unreachable as exc:
+            return self._unreachable(holder, None, str(exc), evidence, None, caution)
+        state = info.get("State") or {} if isinstance(info, dict) else {}
+        if init:
+            pass
+        elif state.get("Pid") and state.get("Pid") != holder.pid:
+            evidence.append(f"the container's main process is PID {state.get('Pid')}")
+        return self._docker_manager(holder, None, path, info, evidence, caution)
+
+    def _own_unit(self) -> tuple[str, str] | None:
+        if self._own is False:
+            self._own = unit_of(_read(f"{self.root}/self/cgroup") or "")
+        return self._own if isinstance(self._own, tuple) else None
+
+    def _systemd_above(self, chain: Sequence[ProcessInfo]) -> tuple[int, ProcessInfo | None]:
+        """Where the chain reaches the systemd that runs its units: (index, that systemd);
+        the machine's PID 1 when the chain stops below it."""
+        for i, info in enumerate(chain[1:], 1):
+            if daemon_kind(info.name, info.cmdline) == "init":
+                return i, info
+        return len(chain), None
+
+    def _scope(self, manager: ProcessInfo | None, user: str) -> str:
+        if user:
+            uid = user.removeprefix("user@").removesuffix(".service")
+            try:
+                return "user:" + pwd.getpwuid(int(uid)).pw_name
+            except (KeyError, ValueError):
+                return f"user:{uid}"
+        if manager is not None and len(_ns_pids(manager.pid, self.root)) > 1:
+            return f"ns:{manager.pid}"
+        return ""
+
+    def _in_unit(self, chain: Sequence[ProcessInfo], unit: str, user: str) -> Manager | None:
+        """A systemd service runs the holder: the unit's manager, only when no shell, sshd,
+        tmux or screen stands between (then it is only "in" the unit)."""
+        holder = chain[0]
+        at, manager = self._systemd_above(chain)
+        if manager is None and (_read(f"{self.root}/1/comm") or "").strip() != "systemd":
+            return None  # no systemd runs this machine: a cgroup name, not a manager
+        between = [p for p in chain[1:at] if p.name in _INTERACTIVE or
+                   os.path.basename((p.cmdline or ("",))[0]).lstrip("-") in _INTERACTIVE]
+        if between:
+            return None  # started by hand inside the unit; the details show the unit
+        scope = self._scope(manager, user)
+        where = {"": "", "ns": " (in a container)", "user": " (a user's manager)"}[
+            scope.partition(":")[0]]
+        evidence = [f"PID {holder.pid} runs in systemd unit {safe_text(unit)}{where} (its "
+                    "cgroup), with no shell between it and the unit"]
+        if manager is not None:
+            evidence.append(f"the unit's manager is PID {manager.pid} "
+                            f"({safe_text(join_cmdline(manager.cmdline) or manager.name)})")
+        mine = self._own_unit()
+        if mine is not None and mine == (unit, user) and not scope.startswith("ns:"):
+            evidence.append("portside itself runs in this unit: stopping it would stop "
+                            "portside too")
+            return Manager("systemd", unit, manager.pid if manager else 1, "", "unknown", "",
+                           tuple(evidence), via="none", target=unit, scope=scope)
+        return self._unit_manager(holder, manager, unit, scope, evidence, (unit,))
+
+    def _unit_manager(self, holder: ProcessInfo, manager: ProcessInfo | None, unit: str,
+                      scope: str, evidence: list[str], units: tuple[str, ...]) -> Manager:
+        try:
+            props = self._show(scope, unit)
+        except Unreachable as exc:
+            evidence.append(f"systemctl could not be asked: {exc}")
+            nxt = systemctl_text(scope, "status", unit)
+            return Manager("systemd", unit, manager.pid if manager else 1,
+                           join_cmdline(manager.cmdline) if manager else "", "unknown", nxt,
+                           tuple(evidence), via="none", target=unit, scope=scope)
+        restart = props.get("Restart", "")
+        restarts = _unit_restarts(restart)
+        if props.get("TriggeredBy"):
+            units = (*units, *props["TriggeredBy"].split())
+        evidence.append(f"Restart={safe_text(restart)}, restarted "
+                        f"{safe_text(props.get('NRestarts', '?'))} time(s), main PID "
+                        f"{safe_text(props.get('MainPID', '?'))} (systemctl show)")
+        caution = no_kill = None
+        who = f"systemd (unit {safe_text(unit)})"
+        if restarts == "always":
+            caution = (f"PID {holder.pid} is restarted by {who}: signalling it frees the port "
+                       "only until systemd restarts it")
+        if restarts in ("always", "on failure"):
+            no_kill = (f"systemd restarts {safe_text(unit)} after SIGKILL (Restart="
+                       f"{safe_text(restart)}): stop the unit instead: "
+                       f"{systemctl_text(scope, 'stop', *units)}")
+        return Manager("systemd", unit, manager.pid if manager else 1,
+                       join_cmdline(manager.cmdline) if manager else "", restarts,
+                       systemctl_text(scope, "stop", *units), tuple(evidence), caution,
+                       via="systemd", target=" ".join(units), scope=scope, no_kill=no_kill)
+
+    def _socket_unit(self, init: ProcessInfo, together: Iterable[int], addrs: list[Addr],
+                     envs: Callable[[int], Mapping[str, str] | None]) -> Manager | None:
+        """systemd holds the listener itself (socket activation): the socket unit, from a
+        co-holder's LISTEN_FDNAMES or `systemctl list-sockets`."""
+        if not addrs:
+            return None
+        scope = f"user:{init.username}" if "--user" in (init.cmdline or ()) and \
+            init.username else self._scope(init, "")
+        evidence = [f"PID {init.pid} is systemd and holds the listening socket itself: socket "
+                    "activation"]
+        names: list[str] = []
+        for pid in together:
+            env = envs(pid) if pid != init.pid else None
+            for name in (env or {}).get("LISTEN_FDNAMES", "").split(":"):
+                if name.endswith(".socket"):
+                    names.append(name)
+                    evidence.append(f"PID {pid} has LISTEN_FDNAMES={safe_text(name)}")
+        if not names:
+            try:
+                text = self._cached(("sockets", scope), lambda: self._systemctl(
+                    scope, "list-sockets", "--all", "--no-legend", "--full"))
+            except Unreachable as exc:
+                evidence.append(f"systemctl could not be asked: {exc}")
+                return Manager("systemd", "", init.pid, join_cmdline(init.cmdline), "unknown",
+                               systemctl_text(scope, "list-sockets"), tuple(evidence),
+                               manager_caution(init), via="none", scope=scope)
+            wanted = {f"{a}:{p}" if ":" not in a else f"[{a}]:{p}" for _, a, p in addrs} | \
+                {f"*:{p}" for _, a, p in addrs} | {str(p) for _, _, p in addrs}
+            for line in text.splitlines():
+                cols = line.split()
+                if len(cols) >= 2 and cols[0] in wanted:
+                    names.append(cols[1])
+                    evidence.append(f"systemctl list-sockets: {safe_text(cols[0])} is "
+                                    f"{safe_text(cols[1])}")
+        names = list(dict.fromkeys(names))
+        if len(names) != 1:
+            evidence.append("the socket unit is not known" if not names else
+                            "several socket units: " + ", ".join(map(safe_text, names)))
+            return Manager("systemd", "", init.pid, join_cmdline(init.cmdline), "unknown",
+                           systemctl_text(scope, "list-sockets"), tuple(evidence),
+                           manager_caution(init), via="none", scope=scope)
+        sock_unit = names[0]
+        units: tuple[str, ...] = (sock_unit,)
+        try:
+            triggers = self._show(scope, sock_unit).get("Triggers", "").split()
+        except Unreachable:
+            triggers = []
+        units = (sock_unit, *triggers)
+        stop = systemctl_text(scope, "stop", *units)
+        evidence.append(f"stopping {safe_text(sock_unit)} closes the listener; "
+                        + (f"{', '.join(map(safe_text, triggers))} serves it" if triggers
+                           else "no service is named as its target"))
+        return Manager("systemd", sock_unit, init.pid, join_cmdline(init.cmdline), "always",
+                       stop, tuple(evidence), manager_caution(init), via="systemd",
+                       target=" ".join(units), scope=scope)
+
+
+def manager_caution(daemon: ProcessInfo) -> str:
+    """What signalling a daemon that holds a port for others would do."""
+    if daemon_kind(daemon.name, daemon.cmdline) == "init":
+        return (f"PID {daemon.pid} is systemd: it holds the port for a socket unit, and "
+                "signalling it re-executes or stops every service it runs")
+    return (f"PID {daemon.pid} is {safe_text(daemon.name)}: it holds the port for a container, "
+            "and signalling it stops every container")
+
+
+# Acting -----------------------------------------------------------------------------------
+
+
+def stop_container(path: str, cid: str, grace: float,
+                   call: Callable[..., tuple[int, Any]] = docker_call) -> tuple[bool, str]:
+    """`docker stop` through the Engine API: SIGTERM, `grace` seconds, then SIGKILL by
+    Docker itself, and the restart policy does not apply."""
+    t = max(0, round(grace))
+    try:
+        status, data = call(path, "POST", f"/containers/{cid}/stop?t={t}", timeout=grace + 30)
+    except Unreachable as exc:
+        return False, f"cannot stop container {cid[:12]}: {safe_text(str(exc))}"
+    if status in (204, 304):
+        return True, f"docker stopped container {cid[:12]}" + (
+            " (it was not running)" if status == 304 else "")
+    said = (data or {}).get("message", "") if isinstance(data, dict) else ""
+    return False, f"Docker refused to stop container {cid[:12]}: HTTP {status} {safe_text(said)}"
+
+
+def stop_units(scope: str, units: Sequence[str], timeout: float,
+               run: Callable[..., str] = run_systemctl) -> tuple[bool, str]:
+    """`systemctl stop UNITS` where the units' manager runs (a user's, a container's)."""
+    try:
+        run(scope, "stop", "--", *units, timeout=timeout)
+    except Unreachable as exc:
+        return False, f"cannot stop {' '.join(map(safe_text, units))}: {safe_text(str(exc))}"
+    return True, f"systemd stopped {' '.join(map(safe_text, units))}"

@@ -1,0 +1,167 @@
+"""Containers and units judged from made-up /proc trees and made-up daemon answers: cgroup
+v1 and v2 paths (docker, podman, CRI, kubepods, nspawn payloads, user units), docker-proxy's
+arguments, and what is said when Docker or systemctl cannot be asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portside.daemons import daemon_kind, manager_refusal
+from portside.model import ProcessInfo
+from portside.system.services import (
+    Services,
+    Unreachable,
+    container_id,
+    docker_hosts,
+    proxy_args,
+    systemctl_argv,
+    unit_of,
+)
+
+CID = "8583a5cb81f44f4b3561a4ede15090078bde7ab84f3b10c49f80a3e0f59a1283"
+
+
+@pytest.mark.parametrize(("cgroup", "want"), [
+    (f"0::/docker/{CID}\n", ("docker", CID)),  # cgroupfs driver, v2
+    (f"9:name=systemd:/docker/{CID}\n4:memory:/docker/{CID}\n", ("docker", CID)),  # v1
+    (f"0::/system.slice/docker-{CID}.scope\n", ("docker", CID)),  # systemd driver
+    (f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CID}.scope/"
+     "container\n", ("podman", CID)),
+    (f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/"
+     f"cri-containerd-{CID}.scope\n", ("containerd", CID)),
+    (f"0::/kubepods/besteffort/pod1/{CID}\n", ("kubernetes", CID)),
+    ("0::/system.slice/nginx.service\n", None),
+    ("0::/\n", None),
+])
+def test_container_id(cgroup: str, want: tuple[str, str] | None) -> None:
+    assert container_id(cgroup) == want
+
+
+@pytest.mark.parametrize(("cgroup", "want"), [
+    ("0::/system.slice/web.service\n", ("web.service", "")),
+    ("9:name=systemd:/system.slice/web.service\n4:memory:/other.service\n",
+     ("web.service", "")),
+    ("0::/payload/system.slice/ps-always.service\n", ("ps-always.service", "")),  # nspawn
+    ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/dev.service\n",
+     ("dev.service", "user@1000.service")),
+    ("0::/user.slice/user-1000.slice/user@1000.service/init.scope\n", None),  # the manager
+    ("0::/user.slice/user-1000.slice/session-3.scope\n", None),  # a login session
+    ("4:memory:/system.slice/web.service\n0::/\n", None),  # a v1 controller alone
+])
+def test_unit_of(cgroup: str, want: tuple[str, str] | None) -> None:
+    assert unit_of(cgroup) == want
+
+
+def test_proxy_args_and_hosts() -> None:
+    argv = ["/usr/sbin/docker-proxy", "-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port",
+            "8080", "-container-ip", "172.17.0.2", "-container-port", "80", "-use-listen-fd"]
+    args = proxy_args(argv)
+    assert (args["host-port"], args["container-ip"], args["container-port"]) == \
+        ("8080", "172.17.0.2", "80")
+    hosts = docker_hosts([["dockerd", "-H", "unix:///tmp/a.sock", "--host=tcp://x:1",
+                           "-Hunix:///tmp/b.sock"]])
+    assert hosts[:2] == ["/tmp/a.sock", "/tmp/b.sock"] and hosts[-1] == "/var/run/docker.sock"
+    assert systemctl_argv("ns:42", "stop", "a.service")[:4] == ["nsenter", "-t", "42", "-a"]
+    assert systemctl_argv("user:alice", "stop", "a")[:4] == ["systemctl", "--user", "-M",
+                                                             "alice@"]
+
+
+@pytest.mark.parametrize(("name", "cmdline", "kind"), [
+    ("dockerd", ["/usr/bin/dockerd", "-H", "fd://"], "engine"),
+    ("containerd", ["containerd"], "engine"),
+    ("containerd-shim", ["/usr/bin/containerd-shim-runc-v2", "-id", "x"], "shim"),
+    ("podman", ["podman", "system", "service"], "engine"),
+    ("systemd", ["/lib/systemd/systemd", "--user"], "init"),
+    ("systemd", ["/sbin/init"], "init"),
+    ("python3", ["python3", "-m", "http.server"], None),
+    ("docker-proxy", ["docker-proxy"], None),  # signalled only with --holder-only
+])
+def test_daemons_are_refused(name: str, cmdline: list[str], kind: str | None) -> None:
+    assert daemon_kind(name, cmdline) == kind
+    assert (manager_refusal(4242, name, cmdline) is not None) == (kind is not None)
+
+
+def _proc(tmp: Path, pid: int, cgroup: str, nspid: str | None = None, comm: str = "x") -> None:
+    d = tmp / str(pid)
+    d.mkdir()
+    (d / "cgroup").write_text(cgroup)
+    (d / "status").write_text(f"Name:\t{comm}\nNSpid:\t{nspid or pid}\n")
+    (d / "comm").write_text(comm + "\n")
+
+
+def _info(pid: int, name: str, ppid: int = 1, cmdline: tuple[str, ...] = ()) -> ProcessInfo:
+    return ProcessInfo(pid=pid, ppid=ppid, name=name, create_time=1.0, username="root",
+                       cmdline=cmdline or (name,))
+
+
+def test_unreachable_docker_api_keeps_the_refusals_and_says_what_to_run(
+        tmp_path: Path) -> None:
+    _proc(tmp_path, 300, f"0::/docker/{CID}\n", "300\t1", "httpd")
+
+    def denied(path: str, method: str, url: str, **_: Any) -> tuple[int, Any]:
+        raise Unreachable(f"the Docker API at {path} refused this user (Permission denied)")
+
+    svc = Services(str(tmp_path), docker=denied)
+    m = svc.runs([_info(300, "httpd", 299)])
+    assert m is not None and m.kind == "docker" and m.via == "none"
+    assert "docker ps" in m.stop and "refused this user" in " ".join(m.evidence)
+    assert m.caution is not None and "ignores SIGTERM" in m.caution  # still said
+
+
+def test_container_from_the_api(tmp_path: Path) -> None:
+    _proc(tmp_path, 300, f"0::/system.slice/docker-{CID}.scope\n", "300\t7", "node")
+    asked: list[str] = []
+
+    def api(path: str, method: str, url: str, **_: Any) -> tuple[int, Any]:
+        asked.append(url)
+        return 200, {"Id": CID, "Name": "/shop", "Config": {"Image": "node:20"},
+                     "HostConfig": {"RestartPolicy": {"Name": "unless-stopped"}},
+                     "State": {"Pid": 290}}
+
+    svc = Services(str(tmp_path), docker=api)
+    m = svc.runs([_info(300, "node", 290)])
+    assert m is not None and (m.kind, m.name, m.via, m.target) == ("docker", "shop", "docker", CID)
+    assert m.restarts == "always" and m.no_kill is not None and "docker stop shop" in m.stop
+    assert m.caution is None  # not the container's init
+    svc.runs([_info(300, "node", 290)])
+    assert asked == [f"/containers/{CID}/json"]  # cached
+
+
+def test_unit_started_from_a_shell_is_not_its_manager(tmp_path: Path) -> None:
+    _proc(tmp_path, 1, "0::/init.scope\n", comm="systemd")
+    _proc(tmp_path, 400, "0::/system.slice/ssh.service\n", comm="python3")
+    shown: list[tuple[str, ...]] = []
+
+    def systemctl(scope: str, *args: str, **_: Any) -> str:
+        shown.append(args)
+        return "Restart=always\nNRestarts=2\nMainPID=10\n"
+
+    svc = Services(str(tmp_path), systemctl=systemctl)
+    chain = [_info(400, "python3", 399), _info(399, "bash", 398), _info(398, "sshd", 10)]
+    assert svc.runs(chain) is None and not shown
+    direct = svc.runs([_info(400, "python3", 1)])
+    assert direct is not None and direct.kind == "systemd" and direct.restarts == "always"
+    assert direct.stop == "systemctl stop ssh.service"
+
+
+def test_systemctl_unreachable(tmp_path: Path) -> None:
+    _proc(tmp_path, 1, "0::/init.scope\n", comm="systemd")
+    _proc(tmp_path, 400, "0::/system.slice/web.service\n", comm="python3")
+
+    def fails(scope: str, *args: str, **_: Any) -> str:
+        raise Unreachable("systemctl show exited 1: Failed to connect to bus")
+
+    m = Services(str(tmp_path), systemctl=fails).runs([_info(400, "python3", 1)])
+    assert m is not None and m.via == "none" and m.restarts == "unknown"
+    assert m.stop == "systemctl status web.service"
+    assert "Failed to connect to bus" in " ".join(m.evidence)
+
+
+def test_no_systemd_no_unit(tmp_path: Path) -> None:
+    """On a machine systemd does not run, a cgroup named like a unit is no manager."""
+    _proc(tmp_path, 1, "0::/\n", comm="tini")
+    _proc(tmp_path, 400, "0::/system.slice/web.service\n", comm="python3")
+    assert Services(str(tmp_path)).runs([_info(400, "python3", 1)]) is None
