@@ -33,6 +33,9 @@ SHOTS: list[tuple[str, tuple[int, int], int | None, tuple[str, ...]]] = [
     # A server a shell loop restarts: who manages it, and the plan that frees it for good.
     ("managed", (180, 42), 8000, ()),
     ("free", (130, 38), 8000, ("f",)),
+    # A published Docker port: the container that holds it, and the plan that stops it.
+    ("container", (180, 42), 8025, ()),
+    ("container-free", (130, 38), 8025, ("f",)),
 ]
 
 

@@ -119,3 +119,29 @@ async def test_c_copies_the_stop_command_of_a_managed_row() -> None:
         assert copied == ["kill 3100"]
         assert any("Copied the command that stops it for good: kill 3100" in n
                    for n in notes(app))
+
+
+async def test_a_container_row_frees_through_docker_and_warns_before_sigkill() -> None:
+    backend = DemoBackend()
+    app = demo_app(backend)
+    async with running(app, size=(180, 50)) as pilot:
+        goto(app, 8025)
+        await pilot.pause()
+        row = table(app).current
+        assert row is not None and table(app).cells(row, 0.0)["manager"] == "docker mailpit"
+        text = text_of(app, "#details-body")
+        assert "container (mailpit)" in text and "stop     docker stop mailpit" in text
+        assert "broken port mapping" in text
+        await pilot.press("f")
+        screen = await dialog(pilot)
+        body = str(screen.query_one("#dialog-body").render())
+        assert "First, ask docker to stop container mailpit: docker stop mailpit" in body
+        await pilot.press("y")
+        await settled(pilot)
+        assert [r.via for r in backend.asked] == ["docker"] and backend.sent == []
+        # A SIGKILL on a unit that systemd restarts after one says so before it is sent.
+        goto(app, 6379)
+        await pilot.press("k")
+        screen = await dialog(pilot)
+        body = str(screen.query_one("#dialog-body").render())
+        assert "systemd restarts redis-server.service after SIGKILL" in body, body

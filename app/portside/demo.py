@@ -90,6 +90,13 @@ def _procs() -> dict[int, ProcessInfo]:
         _P(700, 1, "avahi-daemon", t - 86400 * 3, "avahi", "/usr/sbin/avahi-daemon",
            ("avahi-daemon: running [devbox.local]",), "sleeping", "/", 4 << 20, 0.0,
            "avahi-daemon.service"),
+        _P(1700, 1, "dockerd", t - 86400 * 3, "root", "/usr/sbin/dockerd",
+           ("/usr/sbin/dockerd", "-H", "fd://"), "sleeping", "/", 80 << 20, 0.2,
+           "docker.service"),
+        _P(1801, 1700, "docker-proxy", t - 5400, "root", "/usr/sbin/docker-proxy",
+           ("/usr/sbin/docker-proxy", "-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port",
+            "8025", "-container-ip", "172.17.0.3", "-container-port", "8025"), "sleeping", "/",
+           3 << 20, 0.0, "docker.service"),
         _P(4242, 1204, "[red]evil\x1b[2J\u202eexe", t - 30, "alice", "/tmp/x",
            ("/tmp/x", "--title", "[bold]hi[/bold]\x07"), "sleeping", "/tmp", 2 << 20, 0.0),
     ]
@@ -119,6 +126,7 @@ def _sockets() -> list[Socket]:
         _listen("ipv4", "0.0.0.0", 22, (), "root", 1150, 0),
         _listen("ipv4", "127.0.0.1", 9999, (4242,), "alice", 51006),
         _listen("ipv4", "0.0.0.0", 5353, (700,), "avahi", 21001, 108, "udp"),
+        _listen("ipv4", "127.0.0.1", 8025, (1801,), "root", 31004, 0),
     ]
     # A dev server restarted a moment ago: its old connections drain on port 3000.
     for i in range(24):
@@ -165,7 +173,33 @@ def _managers() -> dict[int, Manager]:
 
     gunicorn = master("gunicorn", 3100, (3101, 3102), "'gunicorn: master [api:app]'")
     nginx = master("nginx", 990, (991, 992), "'nginx: master process /usr/sbin/nginx'")
-    out = {2001: npm, 2301: shell}
+    proxy = Manager(
+        "docker", "mailpit", 1700, "/usr/sbin/dockerd -H fd://", "always",
+        "docker stop mailpit",
+        ("PID 1801 is docker-proxy (/usr/sbin/docker-proxy -proto tcp -host-ip 127.0.0.1 "
+         "-host-port 8025 -container-ip 172.17.0.3 -container-port 8025)",
+         "its parent PID 1700 is dockerd",
+         "Docker's API: container 172.17.0.3:8025 publishes 127.0.0.1:8025",
+         "container mailpit (3f9c2a1b7d04), image axllent/mailpit, restart policy "
+         "unless-stopped"),
+        "PID 1801 is docker-proxy: signalling it frees the port but leaves the container "
+        "running with a broken port mapping (docker ps still shows it); stop the container "
+        "instead", via="docker", target="3f9c2a1b7d04" + "0" * 52,
+        scope="/var/run/docker.sock",
+        no_kill="docker restarts container mailpit when its process is killed (restart "
+        "policy unless-stopped): stop it instead: docker stop mailpit")
+    redis = Manager(
+        "systemd", "redis-server.service", 1, "/sbin/init", "always",
+        "systemctl stop redis-server.service",
+        ("PID 1100 runs in systemd unit redis-server.service (its cgroup), with no shell "
+         "between it and the unit", "the unit's manager is PID 1 (/sbin/init)",
+         "Restart=always, restarted 0 time(s), main PID 1100 (systemctl show)"),
+        "PID 1100 is restarted by systemd (unit redis-server.service): signalling it frees "
+        "the port only until systemd restarts it", via="systemd",
+        target="redis-server.service",
+        no_kill="systemd restarts redis-server.service after SIGKILL (Restart=always): stop "
+        "the unit instead: systemctl stop redis-server.service")
+    out = {2001: npm, 2301: shell, 1801: proxy, 1100: redis}
     for pid in (3100, 3101, 3102):
         out[pid] = gunicorn if pid == 3100 else gunicorn._replace(
             caution=f"PID {pid} serves under the master PID 3100, which holds the port too, "
