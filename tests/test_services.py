@@ -6,10 +6,12 @@ is never signalled: each test checks its PID and start time are unchanged."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import psutil
 
-from conftest import alive, run_cli, wait_for
+from conftest import alive, run_cli, terminate, wait_for
 from managed import free_port
 from services import Dockerd, Machine, connect, identity, wait_listening
 
@@ -198,3 +200,36 @@ def test_socket_activation_stops_the_socket_unit(machine: Machine) -> None:
     assert "systemd stopped ps-sock.socket ps-sock.service" in free.stdout
     assert machine.systemctl("is-active", "ps-sock.socket").stdout.strip() == "inactive"
     assert identity(machine.systemd) == manager
+
+
+def test_a_dead_proxy_leaves_a_claim_that_why_shows(dockerd: Dockerd) -> None:
+    """After its docker-proxy dies (signalled with --holder-only), Docker still says the
+    container publishes the port; another process may take it: `why` says so."""
+    port = free_port()
+    cid = dockerd.run("stale", ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], port)
+    server = None
+    try:
+        proxy = dockerd.listening(port)["pid"]
+        kill = dockerd.cli("kill", f":{port}", "--yes", "--holder-only", "--settle", "0")
+        assert kill.returncode == 0, kill.stdout + kill.stderr
+        wait_for(lambda: not alive(proxy), timeout=20)
+        why = dockerd.cli("why", str(port))
+        assert "Docker says container stale (127.0.0.1) publishes" in why.stdout, why.stdout
+        assert "nothing listens" in why.stdout
+        server = subprocess.Popen(
+            ["nsenter", f"--net=/var/run/netns/{dockerd.ns}", sys.executable, "-m",
+             "http.server", str(port), "--bind", "127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        row = dockerd.listening(port)
+        assert row["pid"] == server.pid and row["managed_by"] is None, row
+        why = dockerd.cli("why", str(port), "--json")
+        data = json.loads(why.stdout)
+        assert data["docker_claims"] == [{"container": "stale", "address": "127.0.0.1",
+                                          "proto": "tcp"}]
+        assert any(f"but PID {server.pid} (python" in v and "docker restart stale" in v
+                   for v in data["verdict"]), data["verdict"]
+    finally:
+        if server is not None:
+            terminate(server.pid)
+            server.wait(10)
+        dockerd.remove(cid)

@@ -165,3 +165,17 @@ def test_no_systemd_no_unit(tmp_path: Path) -> None:
     _proc(tmp_path, 1, "0::/\n", comm="tini")
     _proc(tmp_path, 400, "0::/system.slice/web.service\n", comm="python3")
     assert Services(str(tmp_path)).runs([_info(400, "python3", 1)]) is None
+
+
+def test_never_proposes_stopping_the_unit_portside_runs_in(tmp_path: Path) -> None:
+    _proc(tmp_path, 1, "0::/init.scope\n", comm="systemd")
+    _proc(tmp_path, 400, "0::/system.slice/dev.service\n", comm="python3")
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "cgroup").write_text("0::/system.slice/dev.service\n")
+
+    def systemctl(scope: str, *args: str, **_: Any) -> str:
+        return "Restart=always\n"
+
+    m = Services(str(tmp_path), systemctl=systemctl).runs([_info(400, "python3", 1)])
+    assert m is not None and m.via == "none" and m.stop == ""
+    assert "portside itself runs in this unit" in " ".join(m.evidence)

@@ -325,6 +325,14 @@ class Orphan(NamedTuple):
     peer_state: str | None
 
 
+class PortClaim(NamedTuple):
+    """A container Docker says publishes the port (whoever really holds it)."""
+
+    container: str  # its name
+    address: str  # the host address it publishes on ("0.0.0.0", "::", "127.0.0.1"...)
+    proto: str  # "tcp" or "udp"
+
+
 class Diagnosis(NamedTuple):
     """Everything `portside why PORT` says about one port."""
 
@@ -345,3 +353,6 @@ class Diagnosis(NamedTuple):
     orphans: tuple[Orphan, ...] = ()  # connections on the port that belong to no process
     fin_timeout: float | None = None  # net.ipv4.tcp_fin_timeout, seconds
     managers: Mapping[int, Manager] = _NO_MANAGERS  # who manages each holder
+    # Containers Docker says publish the port, and why Docker could not be asked ("").
+    claims: tuple[PortClaim, ...] = ()
+    claims_error: str = ""

@@ -18,6 +18,7 @@ from .model import (
     Gaps,
     Manager,
     Orphan,
+    PortClaim,
     Snapshot,
     Socket,
     holder_pids,
@@ -88,7 +89,8 @@ def orphans_of(socks: list[Socket], snap: Snapshot) -> tuple[Orphan, ...]:
 
 
 def diagnose(port: int, snap: Snapshot, binds: list[BindResult],
-             fin_timeout: float | None = None) -> Diagnosis:
+             fin_timeout: float | None = None, claims: Iterable[PortClaim] = (),
+             claims_error: str = "") -> Diagnosis:
     """Combine the sockets of a snapshot (taken with all states) with bind() results."""
     on_port = [s for s in snap.sockets if s.lport == port]
     listeners = tuple(s for s in on_port if s.proto == "tcp" and s.state == LISTEN)
@@ -114,13 +116,37 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult],
         can_bind_reuse=can_reuse, verdict=(), is_root=snap.gaps.is_root,
         orphans=orphans_of(on_port, snap), fin_timeout=fin_timeout,
         managers={p.pid: m for p in holders if (m := snap.managers.get(p.pid)) is not None},
+        claims=tuple(claims), claims_error=claims_error,
     )
     return diag._replace(verdict=tuple(_verdict(diag)))
 
 
+def _claims(d: Diagnosis) -> list[str]:
+    """Containers Docker says publish the port while no docker-proxy or dockerd holds it:
+    after a proxy died, `docker ps` still shows the mapping that another process (or
+    nothing) now has."""
+    docker = any(p.name in ("docker-proxy", "dockerd") for p in d.holders)
+    tcp = [c for c in d.claims if c.proto == "tcp"]
+    if not tcp or docker or (d.listeners and not d.holders):
+        return []
+    names = ", ".join(sorted({f"{safe_text(c.container)} ({c.address})" for c in tcp}))
+    first = safe_text(tcp[0].container)
+    if d.holders:
+        who = ", ".join(f"{p.pid} ({safe_text(p.name)})" for p in d.holders)
+        return [f"Docker says container {names} publishes port {d.port}, but PID {who} holds "
+                f"it, not Docker: the container's port mapping is broken (its docker-proxy "
+                f"is gone). Free the port, then `docker restart {first}`."]
+    return [f"Docker says container {names} publishes port {d.port}, but nothing listens on "
+            f"it: the container's port mapping is broken (its docker-proxy is gone); "
+            f"`docker restart {first}` makes it again."]
+
+
 def _verdict(d: Diagnosis) -> list[str]:
     port = d.port
-    lines: list[str] = []
+    lines: list[str] = _claims(d)
+    if d.claims_error and not d.holders and d.listeners:
+        lines.append(f"Docker could not be asked which container publishes {port}: "
+                     f"{safe_text(d.claims_error)}; try `docker ps --filter publish={port}`.")
     if any(b.error == "EACCES" for b in d.binds):
         lines.append(
             f"Ports below 1024 need root or CAP_NET_BIND_SERVICE: binding {port} is denied "

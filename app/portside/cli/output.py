@@ -115,6 +115,11 @@ def diagnosis_json(d: Diagnosis, snap: Snapshot) -> dict[str, Any]:
                      "peer_process": o.peer.name if o.peer else None,
                      "peer_state": o.peer_state} for o in d.orphans],
         "fin_timeout": d.fin_timeout,
+        # Containers Docker says publish the port (whoever holds it), and why Docker could
+        # not be asked.
+        "docker_claims": [{"container": c.container, "address": c.address, "proto": c.proto}
+                          for c in d.claims],
+        "docker_error": d.claims_error or None,
         "verdict": list(d.verdict),
     }
 

@@ -7,7 +7,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import xmlrpc.client
 from collections.abc import Callable
@@ -23,31 +22,13 @@ from .sampler import Sampler
 REQUEST_TIMEOUT = 30.0  # seconds a manager gets to stop a program (supervisord waits for it)
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP over supervisord's unix socket."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class _UnixTransport(xmlrpc.client.Transport):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__()
         self._path, self._timeout = path, timeout
 
     def make_connection(self, host: object) -> http.client.HTTPConnection:
-        return _UnixConnection(self._path, self._timeout)
+        return services.UnixConnection(self._path, self._timeout)
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):

@@ -53,8 +53,12 @@ def fin_timeout(proc_root: str = "/proc") -> float | None:
 
 
 def diagnose(port: int, snap: Snapshot) -> Diagnosis:
-    """The diagnosis of a port: the snapshot's sockets (all states) plus real binds now."""
-    return report.diagnose(port, snap, probe(port), fin_timeout())
+    """The diagnosis of a port: the snapshot's sockets (all states) plus real binds now,
+    and the containers Docker says publish it."""
+    from .services import Services
+
+    claims, error = Services().claims(port)
+    return report.diagnose(port, snap, probe(port), fin_timeout(), claims, error)
 
 
 def is_ipv6_available() -> bool:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from ..daemons import daemon_kind
 from ..fmt import join_cmdline, safe_text
-from ..model import Manager, ProcessInfo, Restarts
+from ..model import Manager, PortClaim, ProcessInfo, Restarts
 
 API_TIMEOUT = 2.0  # seconds one question to dockerd or systemctl may take
 TTL = 5.0  # seconds an answer is reused
@@ -46,7 +46,9 @@ class Unreachable(Exception):
 # Docker ---------------------------------------------------------------------------------
 
 
-class _Unix(http.client.HTTPConnection):
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (Docker's API, supervisord's XML-RPC)."""
+
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -65,7 +67,7 @@ class _Unix(http.client.HTTPConnection):
 def docker_call(path: str, method: str, url: str, timeout: float = API_TIMEOUT
                 ) -> tuple[int, Any]:
     """One request to the Engine API on a unix socket: (status, decoded JSON or None)."""
-    conn = _Unix(path, timeout)
+    conn = UnixConnection(path, timeout)
     try:
         conn.request(method, url, headers={"Host": "docker"})
         resp = conn.getresponse()
@@ -303,6 +305,25 @@ class Services:
         text = self._systemctl(scope, "show", "-p", "Restart,NRestarts,MainPID,ActiveState,"
                                "Triggers,TriggeredBy,Id", "--", unit)
         return dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+
+    def claims(self, port: int) -> tuple[list[PortClaim], str]:
+        """The containers Docker says publish this port, and why Docker could not be asked
+        ("" when it was, or when no dockerd runs here)."""
+        engines = self._engines()
+        if not engines and not os.environ.get("DOCKER_HOST", "").startswith("unix://"):
+            return [], ""
+        try:
+            _, listing = self._api(docker_hosts(engines), "/containers/json")
+        except Unreachable as exc:
+            return [], str(exc)
+        out = []
+        for c in listing if isinstance(listing, list) else []:
+            name = str((c.get("Names") or [c.get("Id", "")[:12]])[0]).lstrip("/")
+            for p in c.get("Ports") or ():
+                if p.get("PublicPort") == port:
+                    out.append(PortClaim(name, str(p.get("IP") or "0.0.0.0"),
+                                         str(p.get("Type") or "tcp")))
+        return list(dict.fromkeys(out)), ""
 
     # The rules ----------------------------------------------------------------------
 
