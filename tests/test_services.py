@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import psutil
 
-from conftest import alive, run_cli, terminate, wait_for
+from conftest import Tmux, alive, portside_cmd, run_cli, terminate, wait_for
 from managed import free_port
 from services import Dockerd, Machine, connect, identity, wait_listening
 
@@ -233,3 +234,30 @@ def test_a_dead_proxy_leaves_a_claim_that_why_shows(dockerd: Dockerd) -> None:
             terminate(server.pid)
             server.wait(10)
         dockerd.remove(cid)
+
+
+def test_the_dashboard_in_a_terminal_frees_a_unit_with_systemctl(
+        machine: Machine, tmux: Callable[..., Tmux]) -> None:
+    port = machine.ports["always"]
+    assert machine.systemctl("start", "ps-always.service").returncode == 0
+    wait_listening(port)
+    manager = identity(machine.systemd)
+    term = tmux([*portside_cmd(), f":{port}", "--settle", "2"], size=(180, 45))
+    screen = term.wait_text("systemd ps-always ", timeout=30)
+    assert "MANAGER" in screen
+    screen = term.wait_text("systemd unit (ps-always.service)")
+    assert "Restart=always" in screen and "restarts always" in screen
+    term.send("k")
+    screen = term.wait_text("systemd restarts ps-always.service after SIGKILL")
+    term.wait_text("Ready: press y")
+    term.send("n")  # cancelled: nothing sent
+    term.send("f")
+    screen = term.wait_text("First, ask systemd to stop ps-always.service")
+    assert f"nsenter -t {machine.systemd} -a systemctl stop" in screen
+    term.wait_text("Ready: press y")
+    term.send("y")
+    term.wait_text(f"Port {port} is free", timeout=30)
+    assert machine.systemctl("is-active", "ps-always.service").stdout.strip() == "inactive"
+    term.send("q")
+    assert term.exit_code() == 0
+    assert identity(machine.systemd) == manager

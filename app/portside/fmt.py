@@ -170,7 +170,8 @@ def manager_cell(m: Manager | None, pid: bool = True) -> str:
             "script": name or "package script", "supervisord": f"supervisord {name}",
             "pm2": f"pm2 {name}" if name else "pm2", "loop": f"{name} loop",
             "docker": f"docker {name}" if name else "docker ?",
-            "systemd": f"systemd {name}" if name else "systemd ?",
+            # The unit without ".service" (a socket unit keeps its suffix): the cell is narrow.
+            "systemd": f"systemd {name.removesuffix('.service')}" if name else "systemd ?",
             "orphan": "orphan", "unknown": "unknown"}.get(m.kind, m.kind)
     return text.strip() + (f" ({m.pid})" if pid and m.pid is not None else "")
 

@@ -59,7 +59,7 @@ COLUMNS = (
     Column("time", "TIME", 7, "time", right=True),
     Column("conns", "CONN", 4, None, right=True),
     Column("tw", "TW", 4, None, right=True),
-    Column("manager", "MANAGER", 10, None, flex=2, max_width=30),
+    Column("manager", "MANAGER", 18, None, flex=2, max_width=30),
 )
 # Dropped first when the terminal is narrow.
 DROP_ORDER = ("tw", "conns", "manager", "user", "remote", "proto", "time")
