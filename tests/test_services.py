@@ -145,7 +145,7 @@ def test_restart_always_unit_is_stopped_not_signalled(machine: Machine) -> None:
     assert m["restarts"] == "always" and m["pid"] == machine.systemd
     assert "systemctl stop ps-always.service" in str(m["stop"])
     listed = run_cli("list", f":{port}")
-    assert "systemd ps-always.service" in listed.stdout, listed.stdout
+    assert "systemd ps-always " in listed.stdout, listed.stdout
     # SIGTERM to the server: systemd starts it again within RestartSec.
     kill = run_cli("kill", f":{port}", "--yes", "--settle", "5")
     assert kill.returncode == 4, kill.stdout + kill.stderr
@@ -261,3 +261,25 @@ def test_the_dashboard_in_a_terminal_frees_a_unit_with_systemctl(
     term.send("q")
     assert term.exit_code() == 0
     assert identity(machine.systemd) == manager
+
+
+def test_dockerd_holding_ports_for_two_containers_stops_only_the_ports_own(
+        dockerd_noproxy: Dockerd) -> None:
+    d = dockerd_noproxy
+    one, two = free_port(), free_port()
+    first = d.run("one", ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], one)
+    second = d.run("two", ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], two)
+    try:
+        assert _managed(d.listening(one))["name"] == "one"
+        assert _managed(d.listening(two))["name"] == "two"
+        listed = d.cli("list", f":{one}", f":{two}")
+        assert "docker one" in listed.stdout and "docker two" in listed.stdout, listed.stdout
+        free = d.cli("free", f":{two}", "--yes", "--grace", "1")
+        assert free.returncode == 0, free.stdout + free.stderr
+        assert "container two" in free.stdout and "container one" not in free.stdout
+        assert d.state(second)["Running"] is False
+        assert d.state(first)["Running"] is True
+        assert d.free(two) and not d.free(one)
+    finally:
+        d.remove(first)
+        d.remove(second)

@@ -133,6 +133,7 @@ def test_container_from_the_api(tmp_path: Path) -> None:
 def test_unit_started_from_a_shell_is_not_its_manager(tmp_path: Path) -> None:
     _proc(tmp_path, 1, "0::/init.scope\n", comm="systemd")
     _proc(tmp_path, 400, "0::/system.slice/ssh.service\n", comm="python3")
+    _proc(tmp_path, 401, "0::/system.slice/ssh.service\n", comm="python3")
     shown: list[tuple[str, ...]] = []
 
     def systemctl(scope: str, *args: str, **_: Any) -> str:
@@ -142,7 +143,7 @@ def test_unit_started_from_a_shell_is_not_its_manager(tmp_path: Path) -> None:
     svc = Services(str(tmp_path), systemctl=systemctl)
     chain = [_info(400, "python3", 399), _info(399, "bash", 398), _info(398, "sshd", 10)]
     assert svc.runs(chain) is None and not shown
-    direct = svc.runs([_info(400, "python3", 1)])
+    direct = svc.runs([_info(401, "python3", 1)])
     assert direct is not None and direct.kind == "systemd" and direct.restarts == "always"
     assert direct.stop == "systemctl stop ssh.service"
 
@@ -179,3 +180,37 @@ def test_never_proposes_stopping_the_unit_portside_runs_in(tmp_path: Path) -> No
     m = Services(str(tmp_path), systemctl=systemctl).runs([_info(400, "python3", 1)])
     assert m is not None and m.via == "none" and m.stop == ""
     assert "portside itself runs in this unit" in " ".join(m.evidence)
+
+
+def test_systemd_holding_two_socket_units_plans_each_port_for_its_own(tmp_path: Path) -> None:
+    """PID 1 holds the listeners of several socket units: each port is freed by stopping
+    its own unit, never another's (the holder's one manager names none)."""
+    from types import MappingProxyType
+
+    from portside.actions import for_good
+    from portside.model import Snapshot, Socket
+    from portside.system.managers import ManagerIndex
+
+    _proc(tmp_path, 1, "0::/init.scope\n", comm="systemd")
+
+    def systemctl(scope: str, *args: str, **_: Any) -> str:
+        if args[0] == "list-sockets":
+            return ("127.0.0.1:8080 web.socket web.service\n"
+                    "[::]:631 cups.socket cups.service\n")
+        unit = args[-1]
+        return f"Triggers={unit.removesuffix('.socket')}.service\n"
+
+    index = ManagerIndex(str(tmp_path), Services(str(tmp_path), systemctl=systemctl))
+    init = _info(1, "systemd", 0, ("/sbin/init",))
+    socks = [Socket("tcp", "ipv4", "127.0.0.1", 8080, None, None, "LISTEN", 11, 0, (1,), 1),
+             Socket("tcp", "ipv6", "::", 631, None, None, "LISTEN", 12, 0, (1,), 1)]
+    managers = index.judge({1: {1}}, {1: init}, socks)
+    assert managers[1].via == "none" and managers[1].name == "2 units"
+    snap = Snapshot(0.0, 0.0, tuple(socks), MappingProxyType({1: init}),
+                    managers=MappingProxyType(managers),
+                    port_managers=MappingProxyType(dict(index.port_managers)))
+    assert snap.manager(socks[0]) is not None and snap.manager(socks[0]).name == "web.socket"
+    web = for_good(8080, snap)
+    assert [r.name for r in web.requests] == ["web.socket web.service"] and not web.holders
+    cups = for_good(631, snap)
+    assert [r.name for r in cups.requests] == ["cups.socket cups.service"]

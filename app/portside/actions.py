@@ -317,7 +317,7 @@ def for_good(port: int, snap: Snapshot, socks: Sequence[Socket] | None = None) -
     blocked: list[str] = []
     managed: list[tuple[int, Manager]] = []
     for pid in pids:
-        m = snap.managers.get(pid)
+        m = snap.manager_at(pid, port)
         if m is not None:
             managed.append((pid, m))
         if m is None or m.via == "holders":
@@ -333,7 +333,8 @@ def for_good(port: int, snap: Snapshot, socks: Sequence[Socket] | None = None) -
             signalled.append(pid)
     reqs = []
     for (via, name, url, home, scope), held in requests.items():
-        m = snap.managers[held[0]]
+        m = snap.manager_at(held[0], port)
+        assert m is not None
         reqs.append(Request(via, name, url, home, m.tool, m.stop, tuple(held),  # type: ignore[arg-type]
                             scope, m.name))
     return ForGood(port, tuple(reqs), tuple(managers.values()), snap.targets(signalled),

@@ -49,11 +49,10 @@ class PortHolders(NamedTuple):
         """Who holds the port in this snapshot."""
         socks = listeners_on(snap, port)
         pids = holder_pids(socks)
-        managers = snap.managers
         return cls(port, not socks, snap.targets(pids),
                    sum(1 for s in socks if not s.holders), tuple(socks),
-                   MappingProxyType({p: managers[p] for p in pids if p in managers})
-                   if managers else managers)
+                   MappingProxyType(snap.managers_on(port, pids)) if snap.managers
+                   else snap.managers)
 
 
 class Identity(NamedTuple):

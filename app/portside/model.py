@@ -187,6 +187,7 @@ def owner_unknown(sock: Socket, gaps: Gaps) -> bool:
 _NO_PROCESSES: Mapping[int, ProcessInfo] = MappingProxyType({})
 _NO_COUNTS: Mapping[int, int] = MappingProxyType({})
 _NO_MANAGERS: Mapping[int, Manager] = MappingProxyType({})
+_NO_PORT_MANAGERS: Mapping[tuple[int, int], Manager] = MappingProxyType({})
 
 
 class Snapshot(NamedTuple):
@@ -205,6 +206,9 @@ class Snapshot(NamedTuple):
     connections: Mapping[int, int] = _NO_COUNTS
     # Who manages each holder (holder PID -> Manager), when the sampler was asked to judge.
     managers: Mapping[int, Manager] = _NO_MANAGERS
+    # A daemon holding ports for several containers or units (dockerd, systemd): who each
+    # port is for, (holder PID, port) -> Manager; managers[pid] then names none of them.
+    port_managers: Mapping[tuple[int, int], Manager] = _NO_PORT_MANAGERS
 
     def process(self, pid: int | None) -> ProcessInfo | None:
         """The process with this PID, if known."""
@@ -217,7 +221,19 @@ class Snapshot(NamedTuple):
 
     def manager(self, sock: Socket) -> Manager | None:
         """Who manages this socket's main holder, if anyone does (or may)."""
-        return None if sock.pid is None else self.managers.get(sock.pid)
+        return None if sock.pid is None else self.manager_at(sock.pid, sock.lport)
+
+    def manager_at(self, pid: int, port: int) -> Manager | None:
+        """Who manages this holder, for this port (a daemon holds ports for several)."""
+        if self.port_managers:
+            found = self.port_managers.get((pid, port))
+            if found is not None:
+                return found
+        return self.managers.get(pid)
+
+    def managers_on(self, port: int, pids: Iterable[int]) -> dict[int, Manager]:
+        """pid -> manager for these holders of a port."""
+        return {p: m for p in pids if (m := self.manager_at(p, port)) is not None}
 
     def time_left(self, sock: Socket, now_monotonic: float) -> float | None:
         """Seconds left for a TIME_WAIT socket at a later moment (never negative)."""

@@ -126,12 +126,13 @@ def plan(kind: ActionKind, row: Row, snap: Snapshot, operator: str,
         addrs = (addr_of(sock),)
     port = sock.lport if sock.is_listening else None
     label = f"{sock.proto_label} {format_endpoint(sock.laddr, sock.lport)} {sock.state}"
-    managers = [m for t in holders if (m := snap.managers.get(t.pid)) is not None]
+    at = sock.lport
+    managers = [m for t in holders if (m := snap.manager_at(t.pid, at)) is not None]
     cautions = tuple(dict.fromkeys(
-        m.caution for t in chosen if (m := snap.managers.get(t.pid)) is not None
+        m.caution for t in chosen if (m := snap.manager_at(t.pid, at)) is not None
         and m.caution and not manager_refusal(t.pid, t.name, t.cmdline)))
     kill_cautions = tuple(dict.fromkeys(
-        m.no_kill for t in chosen if (m := snap.managers.get(t.pid)) is not None and m.no_kill))
+        m.no_kill for t in chosen if (m := snap.manager_at(t.pid, at)) is not None and m.no_kill))
     if kind == "kill":
         cautions = tuple(dict.fromkeys((*cautions, *kill_cautions)))
     stop = "; ".join(dict.fromkeys(m.stop for m in managers

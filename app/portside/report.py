@@ -115,7 +115,7 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult],
         others=tuple(sorted(others.items())), binds=tuple(binds), can_bind=can_bind,
         can_bind_reuse=can_reuse, verdict=(), is_root=snap.gaps.is_root,
         orphans=orphans_of(on_port, snap), fin_timeout=fin_timeout,
-        managers={p.pid: m for p in holders if (m := snap.managers.get(p.pid)) is not None},
+        managers=snap.managers_on(port, (p.pid for p in holders)),
         claims=tuple(claims), claims_error=claims_error,
     )
     return diag._replace(verdict=tuple(_verdict(diag)))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 from ..actions import newcomers
 from ..backend import PortHolders
 from ..fmt import safe_text, signal_name
-from ..model import DENIED, SENT, SignalResult, Snapshot, Target
+from ..model import DENIED, SENT, Manager, SignalResult, Snapshot, Target
 from .args import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
         return EXIT_NO_MATCH
     if not args.holder_only:
         for pid in list(targets):
-            m = snap.managers.get(pid)
+            m = _manager(snap, pid, ports_of)
             if m is not None and m.kind == "docker" and m.caution:
                 # A docker-proxy, or a container's init: signalling it alone breaks the
                 # container's mapping, or is ignored and then restarted by its policy.
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     for t in targets.values():
         write_target(t, ports_of.get(t.pid, []), out)
     for t in targets.values():
-        m = snap.managers.get(t.pid)
+        m = _manager(snap, t.pid, ports_of)
         if m is not None and m.caution:
             free = " ".join(f":{p}" for p in ports_of.get(t.pid, []))
             err.write(f"note: {safe_text(m.caution)}; "
@@ -134,17 +134,19 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if declined is not None:
         return declined
     out.flush()  # the targets are on record before anything is sent
-    return _execute(args, sampler, snap, list(targets.values()), ports, pids, out, err)
+    spare = no_kill(snap, targets.values(), ports_of)
+    return _execute(args, sampler, spare, list(targets.values()), ports, pids, out, err)
 
 
-def _execute(args: argparse.Namespace, sampler: Sampler, snap: Snapshot, targets: list[Target],
+def _execute(args: argparse.Namespace, sampler: Sampler, spare: dict[int, str],
+             targets: list[Target],
              ports: list[int], pids: list[int], out: TextIO, err: TextIO) -> int:
     from ..system import control
 
     tick = _ticker(err, ports, pids)
     awaited = [t for t in targets if t.pid in pids]
     res = control.stop(targets, args.signal, args.grace, args.force, ports, awaited,
-                       sampler, tick, settle=args.settle, spare=no_kill(snap, targets))
+                       sampler, tick, settle=args.settle, spare=spare)
     if tick is not None:
         err.write("\r\x1b[K")
     write_signals(res.results, res.killed, args.grace, res.interrupted, out)
@@ -202,13 +204,20 @@ def write_signals(results: list[SignalResult], killed: list[SignalResult], grace
                   else "nothing was sent\n"))
 
 
-def no_kill(snap: Snapshot | None, targets: Iterable[Target]) -> dict[int, str]:
+def no_kill(snap: Snapshot | None, targets: Iterable[Target],
+            ports_of: dict[int, list[int]] | None = None) -> dict[int, str]:
     """The targets --force must not SIGKILL: their unit or container restarts them after
     one (where SIGTERM stops them for good), with why."""
     if snap is None:
         return {}
     return {t.pid: m.no_kill for t in targets
-            if (m := snap.managers.get(t.pid)) is not None and m.no_kill}
+            if (m := _manager(snap, t.pid, ports_of or {})) is not None and m.no_kill}
+
+
+def _manager(snap: Snapshot, pid: int, ports_of: dict[int, list[int]]) -> Manager | None:
+    """Who manages a target, for the first port it was named by (else any)."""
+    ports = ports_of.get(pid)
+    return snap.manager_at(pid, ports[0]) if ports else snap.managers.get(pid)
 
 
 def write_spared(spared: list[tuple[Target, str]], err: TextIO) -> None:

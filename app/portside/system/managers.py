@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import NamedTuple
 
 from ..daemons import daemon_kind, manager_refusal, pm2_daemon_home
-from ..fmt import join_cmdline, safe_text
+from ..fmt import join_cmdline, manager_title, safe_text
 from ..model import LISTEN, Manager, ProcessInfo, Restarts, Socket
 from .procinfo import stat_fields
 from .services import Addr, Services
@@ -287,6 +287,8 @@ class ManagerIndex:
 
     def __init__(self, root: str = "/proc", services: Services | None = None) -> None:
         self.root = root
+        # (holder, port) -> manager, for a daemon holding ports for several (last judge()).
+        self.port_managers: dict[tuple[int, int], Manager] = {}
         self.services = services or Services(root)
         self._marks: dict[tuple[int, float], Markers] = {}
         self._children: dict[tuple[int, float], tuple[float, list[Markers]]] = {}
@@ -309,6 +311,7 @@ class ManagerIndex:
         sample's sockets) tell which ports a daemon (dockerd, systemd) holds.
         """
         out: dict[int, Manager] = {}
+        self.port_managers = {}
         seen: set[tuple[int, float]] = set()
         listening: dict[int, list[Addr]] | None = None
 
@@ -320,7 +323,8 @@ class ManagerIndex:
                 for s in socks:
                     if s.holders and (s.state == LISTEN or s.proto == "udp"):
                         for p in s.holders:
-                            listening.setdefault(p, []).append((s.proto, s.laddr, s.lport))
+                            listening.setdefault(p, []).append(
+                                (s.proto, s.laddr, s.lport, s.holders))
             return listening.get(pid, [])
 
         for pid, together in holders.items():
@@ -355,7 +359,7 @@ class ManagerIndex:
             return self._pm2_daemon(holder, procs)
         if daemon_kind(holder.name, holder.cmdline) is not None or _is_proxy(holder):
             # dockerd, docker-proxy or systemd holds the port for a container or a unit.
-            return self.services.daemon(holder, together, procs, addrs, self._env_of(procs))
+            return self._daemon(holder, procs, addrs(holder.pid))
         if env is not None and "pm_id" in env:
             return _pm2_app(chain)
         if env is not None and env.get("SUPERVISOR_ENABLED"):
@@ -378,6 +382,24 @@ class ManagerIndex:
                  "process): run with sudo to see who manages it",
                  "its parent chain shows no manager"), via="holders")
         return None
+
+    def _daemon(self, holder: ProcessInfo, procs: Mapping[int, ProcessInfo],
+                addrs: list[Addr]) -> Manager | None:
+        """A daemon's manager: the container or unit, when every port it holds is for the
+        same one; else one that names none (each port's is in port_managers)."""
+        per_port = self.services.daemon(holder, procs, addrs, self._env_of(procs))
+        if not per_port:
+            return None
+        kinds = {(m.kind, m.target, m.via, m.name) for m in per_port.values()}
+        first = next(iter(per_port.values()))
+        if len(kinds) == 1:
+            return first
+        self.port_managers.update(((holder.pid, p), m) for p, m in per_port.items())
+        what = "containers" if first.kind == "docker" else "units"
+        return Manager(first.kind, f"{len(per_port)} {what}", holder.pid, _cmd(holder),
+                       "unknown", "", tuple(f"port {p}: {manager_title(m)}"
+                                            for p, m in per_port.items()),
+                       first.caution, via="none")
 
     def _env_of(self, procs: Mapping[int, ProcessInfo]
                 ) -> Callable[[int], Mapping[str, str] | None]:

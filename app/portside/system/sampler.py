@@ -109,11 +109,13 @@ class Sampler:
         root = _is_root()
         gaps = Gaps(is_root=root, unknown_reason=HIDDEN_AS_ROOT if root else HIDDEN_AS_USER)
         managers: Mapping[int, Manager] = MappingProxyType({})
+        by_port: Mapping[tuple[int, int], Manager] = MappingProxyType({})
         if self.reader in ("sock_diag", "procfs"):
             together: dict[int, set[int]] | None = {} if self.managers else None
             socks, procs, gaps = self._sample_linux(notes, counts, gaps, together)
             if together is not None:
                 managers = MappingProxyType(self._managers.judge(together, procs, socks))
+                by_port = MappingProxyType(dict(self._managers.port_managers))
                 if self.pidfds is not None:
                     self._capture_managers(managers, procs)
         else:
@@ -130,7 +132,7 @@ class Sampler:
             taken_at=taken_at, monotonic=mono, sockets=tuple(socks),
             processes=make_processes(procs), gaps=gaps, source=self.reader,
             all_states=self.all_states, duration=time.perf_counter() - t0,
-            connections=MappingProxyType(counts), managers=managers,
+            connections=MappingProxyType(counts), managers=managers, port_managers=by_port,
         )
 
 

@@ -27,7 +27,10 @@ from ..fmt import join_cmdline, safe_text
 from ..model import Manager, PortClaim, ProcessInfo, Restarts
 
 API_TIMEOUT = 2.0  # seconds one question to dockerd or systemctl may take
-TTL = 5.0  # seconds an answer is reused
+TTL = 5.0  # seconds an answer from a daemon is reused
+# Seconds a holder's verdict is reused (a unit's Restart= or a container's policy seldom
+# changes; a restart is a new process): the sampler asks for every holder, every sample.
+JUDGED_TTL = 30.0
 DEFAULT_DOCKER = "/var/run/docker.sock"
 # Processes that stand between a unit's main process and a holder a person started by
 # hand: the holder is "in" the unit, not run by it.
@@ -231,7 +234,7 @@ def _read(path: str) -> str | None:
 # The judge ------------------------------------------------------------------------------
 
 
-Addr = tuple[str, str, int]  # proto, local address, port
+Addr = tuple[str, str, int, tuple[int, ...]]  # proto, local address, port, its holders
 
 
 class Services:
@@ -244,6 +247,24 @@ class Services:
         self._systemctl = systemctl
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._own: tuple[str, str] | bool | None = False  # our own unit, read once
+        self._judged: dict[tuple[int, float, int], tuple[float, Manager | None]] = {}
+
+    def _memo(self, holder: ProcessInfo, judge: Callable[[], Manager | None], port: int = 0
+              ) -> Manager | None:
+        """One verdict per process (and port) for JUDGED_TTL seconds; one that could not
+        ask a daemon (via "none") is asked again after TTL."""
+        now = time.monotonic()
+        key = (holder.pid, holder.create_time, port)
+        hit = self._judged.get(key)
+        if hit is not None:
+            ttl = TTL if hit[1] is not None and hit[1].via == "none" else JUDGED_TTL
+            if now - hit[0] < ttl:
+                return hit[1]
+        if len(self._judged) > 4096:
+            self._judged = {k: v for k, v in self._judged.items() if now - v[0] < JUDGED_TTL}
+        found = judge()
+        self._judged[key] = (now, found)
+        return found
 
     # Cached questions ---------------------------------------------------------------
 
@@ -327,25 +348,43 @@ class Services:
 
     # The rules ----------------------------------------------------------------------
 
-    def daemon(self, holder: ProcessInfo, together: Iterable[int],
-               procs: Mapping[int, ProcessInfo], addrs: Callable[[int], list[Addr]],
-               envs: Callable[[int], Mapping[str, str] | None]) -> Manager | None:
-        """The container or unit a daemon (docker-proxy, dockerd, systemd) holds the
-        holder's port for; None for a daemon holding nothing of the kind."""
+    def daemon(self, holder: ProcessInfo, procs: Mapping[int, ProcessInfo],
+               addrs: list[Addr], envs: Callable[[int], Mapping[str, str] | None]
+               ) -> dict[int, Manager]:
+        """Port -> the container or unit a daemon (docker-proxy, dockerd, systemd) holds
+        that port for: dockerd and systemd hold ports for several ({} for none)."""
+        ports: dict[int, list[Addr]] = {}
+        for a in addrs:
+            ports.setdefault(a[2], []).append(a)
+        out: dict[int, Manager] = {}
+        for port, mine in sorted(ports.items()):
+            one = self._memo(holder, functools.partial(self._daemon, holder, procs, mine, envs),
+                             port)
+            if one is not None:
+                out[port] = one
+        return out
+
+    def _daemon(self, holder: ProcessInfo, procs: Mapping[int, ProcessInfo],
+                addrs: list[Addr], envs: Callable[[int], Mapping[str, str] | None]
+                ) -> Manager | None:
         argv = holder.cmdline or ()
         if holder.name == "docker-proxy" or (argv and os.path.basename(argv[0]) ==
                                              "docker-proxy"):
             return self._proxy(holder, procs)
         kind = daemon_kind(holder.name, argv)
         if kind == "engine" and holder.name == "dockerd":
-            return self._engine_holds(holder, addrs(holder.pid))
+            return self._engine_holds(holder, addrs)
         if kind == "init":
-            return self._socket_unit(holder, together, addrs(holder.pid), envs)
+            together = {p for a in addrs for p in a[3]}
+            return self._socket_unit(holder, together, addrs, envs)
         return None
 
     def runs(self, chain: Sequence[ProcessInfo]) -> Manager | None:
         """The container or systemd service that runs the holder (chain[0]), from its
         cgroup; None when it runs in neither."""
+        return self._memo(chain[0], lambda: self._runs(chain))
+
+    def _runs(self, chain: Sequence[ProcessInfo]) -> Manager | None:
         holder = chain[0]
         cgroup = _read(f"{self.root}/{holder.pid}/cgroup") or ""
         found = container_id(cgroup)
@@ -431,7 +470,7 @@ class Services:
     def _engine_holds(self, engine: ProcessInfo, addrs: list[Addr]) -> Manager | None:
         """dockerd holds the port itself (its userland proxy off): the container that
         publishes it, found through the API's publish filter."""
-        ports = sorted({(proto, addr, port) for proto, addr, port in addrs})
+        ports = sorted({(proto, addr, port) for proto, addr, port, _ in addrs})
         evidence = [f"PID {engine.pid} is dockerd, and holds the listening socket itself "
                     "(userland proxy off) for a container's published port"]
         caution = manager_caution(engine)
@@ -597,8 +636,8 @@ class Services:
                 return Manager("systemd", "", init.pid, join_cmdline(init.cmdline), "unknown",
                                systemctl_text(scope, "list-sockets"), tuple(evidence),
                                manager_caution(init), via="none", scope=scope)
-            wanted = {f"{a}:{p}" if ":" not in a else f"[{a}]:{p}" for _, a, p in addrs} | \
-                {f"*:{p}" for _, a, p in addrs} | {str(p) for _, _, p in addrs}
+            wanted = {f"{a}:{p}" if ":" not in a else f"[{a}]:{p}" for _, a, p, _ in addrs} | \
+                {f"*:{p}" for _, _, p, _ in addrs} | {str(p) for _, _, p, _ in addrs}
             for line in text.splitlines():
                 cols = line.split()
                 if len(cols) >= 2 and cols[0] in wanted:

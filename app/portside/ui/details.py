@@ -119,7 +119,7 @@ def details_text(model: TableModel, row: Row | None, now: float) -> Text:
         holder = snap.process(pid)
         name = safe_text(holder.name) if holder else "?"
         user = safe_text(holder.username or "?") if holder else "?"
-        m = snap.managers.get(pid)
+        m = snap.manager_at(pid, sock.lport)
         # The reloader or master apart from the children that serve.
         role = f"  {m.role(pid)}" if m is not None and m.kind not in ("orphan", "unknown") \
             else ""
