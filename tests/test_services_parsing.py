@@ -209,8 +209,37 @@ def test_systemd_holding_two_socket_units_plans_each_port_for_its_own(tmp_path: 
     snap = Snapshot(0.0, 0.0, tuple(socks), MappingProxyType({1: init}),
                     managers=MappingProxyType(managers),
                     port_managers=MappingProxyType(dict(index.port_managers)))
-    assert snap.manager(socks[0]) is not None and snap.manager(socks[0]).name == "web.socket"
+    first = snap.manager(socks[0])
+    assert first is not None and first.name == "web.socket"
     web = for_good(8080, snap)
     assert [r.name for r in web.requests] == ["web.socket web.service"] and not web.holders
     cups = for_good(631, snap)
     assert [r.name for r in cups.requests] == ["cups.socket cups.service"]
+
+
+def test_one_systemctl_show_for_every_unit_of_a_sample(tmp_path: Path) -> None:
+    from portside.system.managers import ManagerIndex
+
+    _proc(tmp_path, 1, "0::/init.scope\n", comm="systemd")
+    units = {500: "a.service", 501: "b.service", 502: "gone.service"}
+    for pid, unit in units.items():
+        _proc(tmp_path, pid, f"0::/system.slice/{unit}\n", comm="srv")
+    calls: list[tuple[str, ...]] = []
+
+    def systemctl(scope: str, *args: str, **_: Any) -> str:
+        calls.append(args)
+        asked = args[args.index("--") + 1:]
+        return "\n\n".join(
+            f"Id={u}\nLoadState=not-found\nRestart=no" if u == "gone.service" else
+            f"Id={u}\nLoadState=loaded\nRestart={'always' if u == 'a.service' else 'no'}"
+            for u in asked) + "\n"
+
+    index = ManagerIndex(str(tmp_path), Services(str(tmp_path), systemctl=systemctl))
+    procs = {pid: _info(pid, "srv", 1) for pid in units}
+    managers = index.judge({pid: {pid} for pid in units}, procs)
+    assert len(calls) == 1 and calls[0][-3:] == ("a.service", "b.service", "gone.service")
+    assert managers[500].restarts == "always" and managers[501].restarts == "never"
+    assert managers[502].via == "none" and "systemd has no unit gone.service" in \
+        " ".join(managers[502].evidence)
+    index.judge({pid: {pid} for pid in units}, procs)
+    assert len(calls) == 1  # judged again from the cache

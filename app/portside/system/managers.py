@@ -327,13 +327,13 @@ class ManagerIndex:
                                 (s.proto, s.laddr, s.lport, s.holders))
             return listening.get(pid, [])
 
-        for pid, together in holders.items():
-            info = procs.get(pid)
-            if info is None:
-                continue
-            chain = self._chain(info, procs)
+        chains = {pid: self._chain(info, procs) for pid in holders
+                  if (info := procs.get(pid)) is not None}
+        # One `systemctl show` for every unit this sample asks about, not one per unit.
+        self.services.prefetch(c.procs for c in chains.values())
+        for pid, chain in chains.items():
             seen.update((p.pid, p.create_time) for p in chain.procs)
-            found = self._judge(chain, together, procs, addrs)
+            found = self._judge(chain, holders[pid], procs, addrs)
             if found is not None:
                 out[pid] = found
         for ident in set(self._marks) - seen:

@@ -32,6 +32,7 @@ TTL = 5.0  # seconds an answer from a daemon is reused
 # changes; a restart is a new process): the sampler asks for every holder, every sample.
 JUDGED_TTL = 30.0
 DEFAULT_DOCKER = "/var/run/docker.sock"
+_PROPS = "Id,LoadState,Restart,NRestarts,MainPID,ActiveState,Triggers,TriggeredBy"
 # Processes that stand between a unit's main process and a holder a person started by
 # hand: the holder is "in" the unit, not run by it.
 _INTERACTIVE = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "ash", "mksh", "sshd",
@@ -323,9 +324,49 @@ class Services:
         return found
 
     def _systemctl_show(self, scope: str, unit: str) -> dict[str, str]:
-        text = self._systemctl(scope, "show", "-p", "Restart,NRestarts,MainPID,ActiveState,"
-                               "Triggers,TriggeredBy,Id", "--", unit)
-        return dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+        return self._show_many(scope, [unit])[unit]
+
+    def _show_many(self, scope: str, units: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each unit's properties, from one `systemctl show` (blocks in the units' order)."""
+        text = self._systemctl(scope, "show", "-p", _PROPS, "--", *units)
+        blocks = [dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
+                  for block in text.split("\n\n")]
+        out = {}
+        for unit, props in zip(units, [b for b in blocks if b], strict=False):
+            if props.get("LoadState") == "not-found":
+                props = {**props, "error": f"systemd has no unit {unit}"}
+            out[unit] = props
+        for unit in units:
+            out.setdefault(unit, {"error": f"systemctl show said nothing of {unit}"})
+        return out
+
+    def prefetch(self, chains: Iterable[Sequence[ProcessInfo]]) -> None:
+        """Ask systemd about every unit these holders run in at once (one systemctl per
+        manager), for the holders not judged lately."""
+        now = time.monotonic()
+        wanted: dict[str, list[str]] = {}
+        for chain in chains:
+            holder = chain[0]
+            hit = self._judged.get((holder.pid, holder.create_time, 0))
+            if hit is not None and now - hit[0] < JUDGED_TTL:
+                continue
+            found = unit_of(_read(f"{self.root}/{holder.pid}/cgroup") or "")
+            if found is None:
+                continue
+            scope = self._scope(self._systemd_above(chain)[1], found[1])
+            hit = self._cache.get(("show", scope, found[0]))
+            if hit is None or now - hit[0] >= TTL:
+                wanted.setdefault(scope, []).append(found[0])
+        for scope, units in wanted.items():
+            units = list(dict.fromkeys(units))
+            if len(units) < 2:
+                continue  # asked as before, when judged
+            try:
+                answers = self._show_many(scope, units)
+            except Unreachable:
+                continue  # each is asked again, and its own failure said, when judged
+            for unit, props in answers.items():
+                self._cache[("show", scope, unit)] = (now, props)
 
     def claims(self, port: int) -> tuple[list[PortClaim], str]:
         """The containers Docker says publish this port, and why Docker could not be asked
@@ -589,6 +630,12 @@ class Services:
             return Manager("systemd", unit, manager.pid if manager else 1,
                            join_cmdline(manager.cmdline) if manager else "", "unknown", nxt,
                            tuple(evidence), via="none", target=unit, scope=scope)
+        if "error" in props:
+            evidence.append(f"systemctl could not be asked: {props['error']}")
+            return Manager("systemd", unit, manager.pid if manager else 1,
+                           join_cmdline(manager.cmdline) if manager else "", "unknown",
+                           systemctl_text(scope, "status", unit), tuple(evidence),
+                           via="none", target=unit, scope=scope)
         restart = props.get("Restart", "")
         restarts = _unit_restarts(restart)
         if props.get("TriggeredBy"):
