@@ -297,11 +297,18 @@ def _units(where: Path, ports: dict[str, int]) -> None:
                               f"{_STUBBORN.format(port=ports['failure'])}\"\n"
                               "Restart=on-failure\nRestartSec=1\nTimeoutStopSec=3\n",
         "ps-sock.socket": f"[Socket]\nListenStream=127.0.0.1:{ports['socket']}\n",
+        # A wrapper script as the main process: the unit runs the server.
+        "ps-wrap.service": "[Service]\nExecStart=/bin/bash -c 'python3 -m http.server "
+                           f"{ports['wrap']} --bind 127.0.0.1; exit 1'\nRestart=always\n",
+        # A shell the unit runs starts another shell (as a login would): only "in" the unit.
+        "ps-shell.service": "[Service]\nExecStart=/bin/bash -c \"bash -c 'python3 -m "
+                            f"http.server {ports['shell']} --bind 127.0.0.1; true'; true\"\n",
         "ps-sock.service": f"[Service]\nExecStart=/usr/bin/python3 -c \"{_ACTIVATED}\"\n",
     }
     for name, text in units.items():
         (where / name).write_text(text)
-    for name in ("ps-always.service", "ps-failure.service"):
+    for name in ("ps-always.service", "ps-failure.service", "ps-wrap.service",
+                 "ps-shell.service"):
         (wants / name).symlink_to(f"../{name}")
     (socks / "ps-sock.socket").symlink_to("../ps-sock.socket")
 
@@ -313,7 +320,7 @@ def machine() -> Iterator[Machine]:
     assert (NSPAWN_ROOT / "usr/lib/systemd/systemd").exists(), \
         f"make test builds the root at {NSPAWN_ROOT}"
     tmp = Path(tempfile.mkdtemp(prefix="portside-units-"))
-    ports = {"always": free_port(), "failure": free_port(), "socket": free_port()}
+    ports = {name: free_port() for name in ("always", "failure", "socket", "wrap", "shell")}
     _units(tmp / "units", ports)
     log = open(tmp / "log", "wb")  # noqa: SIM115 - closed with the machine
     proc = subprocess.Popen(

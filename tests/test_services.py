@@ -283,3 +283,20 @@ def test_dockerd_holding_ports_for_two_containers_stops_only_the_ports_own(
     finally:
         d.remove(first)
         d.remove(second)
+
+
+def test_a_wrapper_script_unit_manages_a_shell_started_server_does_not(machine: Machine) -> None:
+    rows = {r["local_port"]: r for r in json.loads(run_cli(
+        "list", "--json", f":{machine.ports['wrap']}", f":{machine.ports['shell']}").stdout)
+        if r["state"] == "LISTEN"}
+    wrap = _managed(rows[machine.ports["wrap"]])
+    assert (wrap["kind"], wrap["name"], wrap["restarts"]) == ("systemd", "ps-wrap.service",
+                                                              "always")
+    shell = _managed(rows[machine.ports["shell"]])
+    assert shell["kind"] == "systemd" and not shell["stop"] and shell["pid"] is None
+    assert "started from a shell inside it" in shell["evidence"][0]  # type: ignore[index]
+    listed = run_cli("list", f":{machine.ports['shell']}")
+    assert "in ps-shell" in listed.stdout, listed.stdout
+    why = run_cli("why", str(machine.ports["shell"]))
+    assert "the unit does not run it" in why.stdout and "portside kill" in why.stdout
+    assert "systemctl stop" not in why.stdout, why.stdout

@@ -142,7 +142,10 @@ def test_unit_started_from_a_shell_is_not_its_manager(tmp_path: Path) -> None:
 
     svc = Services(str(tmp_path), systemctl=systemctl)
     chain = [_info(400, "python3", 399), _info(399, "bash", 398), _info(398, "sshd", 10)]
-    assert svc.runs(chain) is None and not shown
+    inside = svc.runs(chain)
+    assert inside is not None and not shown
+    assert (inside.via, inside.stop, inside.pid) == ("holders", "", None)
+    assert "started from a shell inside it (PID 399 bash)" in inside.evidence[0]
     direct = svc.runs([_info(401, "python3", 1)])
     assert direct is not None and direct.kind == "systemd" and direct.restarts == "always"
     assert direct.stop == "systemctl stop ssh.service"
@@ -178,7 +181,7 @@ def test_never_proposes_stopping_the_unit_portside_runs_in(tmp_path: Path) -> No
         return "Restart=always\n"
 
     m = Services(str(tmp_path), systemctl=systemctl).runs([_info(400, "python3", 1)])
-    assert m is not None and m.via == "none" and m.stop == ""
+    assert m is not None and m.via == "holders" and m.stop == ""
     assert "portside itself runs in this unit" in " ".join(m.evidence)
 
 

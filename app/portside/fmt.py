@@ -171,7 +171,8 @@ def manager_cell(m: Manager | None, pid: bool = True) -> str:
             "pm2": f"pm2 {name}" if name else "pm2", "loop": f"{name} loop",
             "docker": f"docker {name}" if name else "docker ?",
             # The unit without ".service" (a socket unit keeps its suffix): the cell is narrow.
-            "systemd": f"systemd {name.removesuffix('.service')}" if name else "systemd ?",
+            "systemd": (f"systemd {name.removesuffix('.service')}" if m.stop
+                        else f"in {name.removesuffix('.service')}") if name else "systemd ?",
             "orphan": "orphan", "unknown": "unknown"}.get(m.kind, m.kind)
     return text.strip() + (f" ({m.pid})" if pid and m.pid is not None else "")
 
@@ -188,5 +189,6 @@ def manager_title(m: Manager) -> str:
         "pm2": f"pm2 ({pid}, app {name or '?'})",
         "loop": f"a {name} restart loop ({pid})",
         "docker": f"Docker (container {name or '?'})",
-        "systemd": f"systemd ({pid}, unit {name or '?'})",
+        "systemd": f"systemd ({pid}, unit {name or '?'})" if m.stop
+        else f"a shell in unit {name or '?'}",
     }.get(m.kind, f"{m.kind} ({pid})")

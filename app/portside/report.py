@@ -252,6 +252,9 @@ def manager_sentence(pid: int, m: Manager, holders: Iterable[int] = ()) -> str:
                 "it.")
     if m.kind == "unknown":
         return f"Who manages PID {pid} is not known: {m.evidence[0]}."
+    if m.kind == "systemd" and not m.stop:
+        return (f"PID {pid} is in systemd unit {safe_text(m.name)} but the unit does not run "
+                f"it ({m.evidence[-1]}).")
     who = manager_title(m)
     speed = _SPEED[m.restarts]
     if m.pid != pid:
@@ -297,6 +300,8 @@ def _remedy(d: Diagnosis) -> list[str]:
             # stopping it too.
             lines.append(f"Remedy (frees it for good): `portside kill :{port}` (SIGTERM to "
                          f"every holder, PID {m.pid} among them), or `{safe_text(m.stop)}`.")
+        elif not m.stop:
+            lines.append(f"Remedy: stop it with `portside kill :{port}`.")
         elif m.stop:
             free = "" if m.via == "none" else f", or `portside free :{port}`"
             lines.append(f"Remedy (frees it for good): `{safe_text(m.stop)}`{free}.")

@@ -600,10 +600,20 @@ class Services:
         at, manager = self._systemd_above(chain)
         if manager is None and (_read(f"{self.root}/1/comm") or "").strip() != "systemd":
             return None  # no systemd runs this machine: a cgroup name, not a manager
-        between = [p for p in chain[1:at] if p.name in _INTERACTIVE or
+        # The process systemd started (chain[at - 1]) is the unit's main process, a wrapper
+        # script included; a shell below it was started by hand (an ssh login, a tmux).
+        between = [p for p in chain[1:at - 1] if p.name in _INTERACTIVE or
                    os.path.basename((p.cmdline or ("",))[0]).lstrip("-") in _INTERACTIVE]
         if between:
-            return None  # started by hand inside the unit; the details show the unit
+            # Started by hand inside the unit: it is in the unit, not run by it; stopping
+            # the unit would end the shell too, so it is never proposed.
+            shell = between[0]
+            return Manager(
+                "systemd", unit, None, "", "unknown", "",
+                (f"PID {holder.pid} is in systemd unit {safe_text(unit)} (its cgroup), started "
+                 f"from a shell inside it (PID {shell.pid} {safe_text(shell.name)})",
+                 f"stopping {safe_text(unit)} would end that shell too: not proposed"),
+                via="holders", target=unit)
         scope = self._scope(manager, user)
         where = {"": "", "ns": " (in a container)", "user": " (a user's manager)"}[
             scope.partition(":")[0]]
@@ -616,8 +626,8 @@ class Services:
         if mine is not None and mine == (unit, user) and not scope.startswith("ns:"):
             evidence.append("portside itself runs in this unit: stopping it would stop "
                             "portside too")
-            return Manager("systemd", unit, manager.pid if manager else 1, "", "unknown", "",
-                           tuple(evidence), via="none", target=unit, scope=scope)
+            return Manager("systemd", unit, None, "", "unknown", "", tuple(evidence),
+                           via="holders", target=unit, scope=scope)
         return self._unit_manager(holder, manager, unit, scope, evidence, (unit,))
 
     def _unit_manager(self, holder: ProcessInfo, manager: ProcessInfo | None, unit: str,
