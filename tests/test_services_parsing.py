@@ -14,6 +14,7 @@ from portside.model import ProcessInfo
 from portside.system.services import (
     Services,
     Unreachable,
+    _gid_of,
     container_id,
     docker_hosts,
     proxy_args,
@@ -64,9 +65,18 @@ def test_proxy_args_and_hosts() -> None:
     hosts = docker_hosts([["dockerd", "-H", "unix:///tmp/a.sock", "--host=tcp://x:1",
                            "-Hunix:///tmp/b.sock"]])
     assert hosts[:2] == ["/tmp/a.sock", "/tmp/b.sock"] and hosts[-1] == "/var/run/docker.sock"
-    assert systemctl_argv("ns:42", "stop", "a.service")[:4] == ["nsenter", "-t", "42", "-a"]
-    assert systemctl_argv("user:alice", "stop", "a")[:4] == ["systemctl", "--user", "-M",
-                                                             "alice@"]
+    assert systemctl_argv("ns:42", "stop", "a.service") == ["nsenter", "-t", "42", "-a",
+                                                            "systemctl", "stop", "a.service"]
+    # A user's manager, on its private socket as that user (no D-Bus): as root...
+    assert systemctl_argv("user:1000", "stop", "a", euid=0) == [
+        "setpriv", "--reuid=1000", f"--regid={_gid_of(1000)}", "--init-groups", "env",
+        "XDG_RUNTIME_DIR=/run/user/1000", "systemctl", "--user", "stop", "a"]
+    # ... as that user, and inside a container.
+    assert systemctl_argv("user:1000", "stop", "a", euid=1000) == ["systemctl", "--user",
+                                                                   "stop", "a"]
+    argv = systemctl_argv("ns:42:user:1000", "stop", "a", euid=0)
+    assert argv[:6] == ["nsenter", "-t", "42", "-a", "-S", "1000"] and argv[-4:] == [
+        "systemctl", "--user", "stop", "a"]
 
 
 @pytest.mark.parametrize(("name", "cmdline", "kind"), [
@@ -246,3 +256,24 @@ def test_one_systemctl_show_for_every_unit_of_a_sample(tmp_path: Path) -> None:
         " ".join(managers[502].evidence)
     index.judge({pid: {pid} for pid in units}, procs)
     assert len(calls) == 1  # judged again from the cache
+
+
+def test_a_user_unit_is_stopped_through_that_users_manager(tmp_path: Path) -> None:
+    _proc(tmp_path, 1, "0::/init.scope\n", comm="systemd")
+    cg = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/dev.service\n"
+    _proc(tmp_path, 700, "0::/user.slice/user-1000.slice/user@1000.service/init.scope\n",
+          comm="systemd")
+    _proc(tmp_path, 701, cg, comm="node")
+    asked: list[str] = []
+
+    def systemctl(scope: str, *args: str, **_: Any) -> str:
+        asked.append(scope)
+        return "Id=dev.service\nLoadState=loaded\nRestart=on-failure\n"
+
+    chain = [_info(701, "node", 700), _info(700, "systemd", 1, ("/lib/systemd/systemd",
+                                                                  "--user"))]
+    m = Services(str(tmp_path), systemctl=systemctl).runs(chain)
+    assert m is not None and (m.kind, m.name, m.via, m.scope) == (
+        "systemd", "dev.service", "systemd", "user:1000")
+    assert asked == ["user:1000"] and m.restarts == "on failure" and m.no_kill is not None
+    assert m.stop.startswith("systemctl --user stop dev.service  (as ")

@@ -171,19 +171,54 @@ def unit_of(cgroup: str) -> tuple[str, str] | None:
     return None
 
 
-def systemctl_argv(scope: str, *args: str) -> list[str]:
-    """systemctl with these arguments, run where the unit's manager is."""
-    if scope.startswith("ns:"):
-        return ["nsenter", "-t", scope[3:], "-a", "systemctl", *args]
-    if scope.startswith("user:"):
-        return ["systemctl", "--user", "-M", f"{scope[5:]}@", *args]
-    return ["systemctl", *args]
+def systemctl_argv(scope: str, *args: str, euid: int | None = None) -> list[str]:
+    """systemctl with these arguments, run where the unit's manager is: the machine's
+    ("") , a container's ("ns:PID"), a user's ("user:UID"), a user's in a container
+    ("ns:PID:user:UID"). A user's manager is reached on its private socket, as that user
+    (no D-Bus needed)."""
+    euid = os.geteuid() if euid is None else euid
+    ns, _, user = scope.partition("user:")
+    pid = ns.removeprefix("ns:").rstrip(":")
+    if not user:
+        return ["nsenter", "-t", pid, "-a", "systemctl", *args] if pid else \
+            ["systemctl", *args]
+    mine = ["env", f"XDG_RUNTIME_DIR=/run/user/{user}", "systemctl", "--user", *args]
+    if pid:
+        return ["nsenter", "-t", pid, "-a", "-S", user, "-G", _gid(int(pid)), *mine]
+    if int(user) == euid:
+        return ["systemctl", "--user", *args]
+    return ["setpriv", f"--reuid={user}", f"--regid={_gid_of(int(user))}", "--init-groups",
+            *mine]
+
+
+def _gid(pid: int) -> str:
+    """A process's real gid (a user manager's: the user's group)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Gid:"):
+                    return line.split()[1].decode()
+    except OSError:
+        pass
+    return "0"
+
+
+def _gid_of(uid: int) -> int:
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return uid
 
 
 def systemctl_text(scope: str, *args: str) -> str:
     """The same, as a person would type it (a user types --user as that user)."""
-    if scope.startswith("user:"):
-        return shlex.join(["systemctl", "--user", *args]) + f"  (as {scope[5:]})"
+    ns, _, user = scope.partition("user:")
+    if user and not ns:
+        try:
+            name = pwd.getpwuid(int(user)).pw_name
+        except (KeyError, ValueError):
+            name = f"UID {user}"
+        return shlex.join(["systemctl", "--user", *args]) + f"  (as {name})"
     return shlex.join(systemctl_argv(scope, *args))
 
 
@@ -222,6 +257,14 @@ def _ns_pids(pid: int, root: str) -> list[int]:
     except (OSError, ValueError):
         pass
     return [pid]
+
+
+def _uid(pid: int, root: str) -> int | None:
+    """A process's real uid."""
+    for line in (_read(f"{root}/{pid}/status") or "").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
 
 
 def _read(path: str) -> str | None:
@@ -583,15 +626,13 @@ class Services:
         return len(chain), None
 
     def _scope(self, manager: ProcessInfo | None, user: str) -> str:
-        if user:
-            uid = user.removeprefix("user@").removesuffix(".service")
-            try:
-                return "user:" + pwd.getpwuid(int(uid)).pw_name
-            except (KeyError, ValueError):
-                return f"user:{uid}"
-        if manager is not None and len(_ns_pids(manager.pid, self.root)) > 1:
-            return f"ns:{manager.pid}"
-        return ""
+        """Where systemctl must run for this manager (systemctl_argv's scopes)."""
+        ns = f"ns:{manager.pid}" if manager is not None and \
+            len(_ns_pids(manager.pid, self.root)) > 1 else ""
+        uid = user.removeprefix("user@").removesuffix(".service")
+        if user and uid.isdigit():
+            return f"{ns}:user:{uid}" if ns else f"user:{uid}"
+        return ns
 
     def _in_unit(self, chain: Sequence[ProcessInfo], unit: str, user: str) -> Manager | None:
         """A systemd service runs the holder: the unit's manager, only when no shell, sshd,
@@ -673,8 +714,8 @@ class Services:
         co-holder's LISTEN_FDNAMES or `systemctl list-sockets`."""
         if not addrs:
             return None
-        scope = f"user:{init.username}" if "--user" in (init.cmdline or ()) and \
-            init.username else self._scope(init, "")
+        uid = _uid(init.pid, self.root) if "--user" in (init.cmdline or ()) else None
+        scope = self._scope(init, f"user@{uid}.service" if uid is not None else "")
         evidence = [f"PID {init.pid} is systemd and holds the listening socket itself: socket "
                     "activation"]
         names: list[str] = []
