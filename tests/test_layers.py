@@ -118,3 +118,11 @@ def test_ui_does_not_load_psutil_or_the_system_layer() -> None:
                           "portside.ui.commands")
     assert "psutil" not in mods
     assert not any(m.startswith("portside.system") for m in mods)
+
+
+def test_a_listing_does_not_load_the_docker_client() -> None:
+    """http.client (with ssl and email) costs a one-shot `portside list` ~15 ms: it is
+    imported only when Docker's API is asked."""
+    mods = _modules_after("import portside.cli.listing, portside.system.sampler, "
+                          "portside.system.managers, portside.system.services")
+    assert "http.client" not in mods and "portside.system.dockerapi" not in mods

@@ -17,6 +17,7 @@ from ..actions import FIRST_WAIT, GRACE, ForGood, Request
 from ..fmt import safe_text
 from ..model import SENT, SignalResult
 from . import control, services
+from .dockerapi import UnixConnection
 from .sampler import Sampler
 
 REQUEST_TIMEOUT = 30.0  # seconds a manager gets to stop a program (supervisord waits for it)
@@ -28,7 +29,7 @@ class _UnixTransport(xmlrpc.client.Transport):
         self._path, self._timeout = path, timeout
 
     def make_connection(self, host: object) -> http.client.HTTPConnection:
-        return services.UnixConnection(self._path, self._timeout)
+        return UnixConnection(self._path, self._timeout)
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):

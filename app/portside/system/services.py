@@ -9,18 +9,14 @@ permission denied, a timeout) is said, with the next command to try.
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import os
 import pwd
 import re
 import shlex
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from ..daemons import daemon_kind
 from ..fmt import join_cmdline, safe_text
@@ -50,45 +46,13 @@ class Unreachable(Exception):
 # Docker ---------------------------------------------------------------------------------
 
 
-class UnixConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket (Docker's API, supervisord's XML-RPC)."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 def docker_call(path: str, method: str, url: str, timeout: float = API_TIMEOUT
                 ) -> tuple[int, Any]:
-    """One request to the Engine API on a unix socket: (status, decoded JSON or None)."""
-    conn = UnixConnection(path, timeout)
-    try:
-        conn.request(method, url, headers={"Host": "docker"})
-        resp = conn.getresponse()
-        body = resp.read(8 << 20)
-    except PermissionError as exc:
-        raise Unreachable(f"the Docker API at {path} refused this user ({exc.strerror}): "
-                          "run with sudo, or join the docker group") from None
-    except FileNotFoundError:
-        raise Unreachable(f"no Docker API socket at {path}") from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise Unreachable(f"the Docker API at {path} did not answer: {exc}") from None
-    finally:
-        conn.close()
-    try:
-        return resp.status, json.loads(body) if body else None
-    except ValueError:
-        return resp.status, None
+    """One request to the Engine API (dockerapi, imported only when Docker is asked:
+    http.client costs a one-shot `portside list` ~15 ms)."""
+    from .dockerapi import request
+
+    return request(path, method, url, timeout)
 
 
 def docker_hosts(engines: Iterable[Sequence[str]]) -> list[str]:
@@ -224,6 +188,8 @@ def systemctl_text(scope: str, *args: str) -> str:
 
 def run_systemctl(scope: str, *args: str, timeout: float = API_TIMEOUT) -> str:
     """systemctl's output; Unreachable when it cannot be run or fails."""
+    import subprocess
+
     argv = systemctl_argv(scope, *args)
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
@@ -562,6 +528,8 @@ class Services:
             return None
         proto, addr, port = ports[0]
         hosts = docker_hosts([engine.cmdline] if engine.cmdline else [])
+        from urllib.parse import quote
+
         url = "/containers/json?filters=" + quote(json.dumps(
             {"publish": [f"{port}/{proto}"]}, separators=(",", ":")), safe="")
         try:
