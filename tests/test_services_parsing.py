@@ -277,3 +277,28 @@ def test_a_user_unit_is_stopped_through_that_users_manager(tmp_path: Path) -> No
         "systemd", "dev.service", "systemd", "user:1000")
     assert asked == ["user:1000"] and m.restarts == "on failure" and m.no_kill is not None
     assert m.stop.startswith("systemctl --user stop dev.service  (as ")
+
+
+def test_a_proxy_is_never_matched_by_its_port_alone(tmp_path: Path) -> None:
+    def api(path: str, method: str, url: str, **_: Any) -> tuple[int, Any]:
+        return 200, [{"Id": CID, "Names": ["/web"], "Ports": [
+            {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
+            "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.9"}}}}]
+
+    svc = Services(str(tmp_path), docker=api)
+    engine = _info(50, "dockerd", 1, ("dockerd", "-H", "unix:///tmp/d.sock"))
+    for pid, argv in ((60, ("docker-proxy", "-proto", "tcp", "-host-port", "8080")),
+                      (61, ("docker-proxy", "-proto", "tcp", "-host-ip", "127.0.0.1",
+                            "-host-port", "8080", "-container-ip", "172.17.0.2",
+                            "-container-port", "80"))):
+        proxy = _info(pid, "docker-proxy", 50, argv)
+        found = svc.daemon(proxy, {50: engine}, [("tcp", "127.0.0.1", 8080, (pid,))],
+                           lambda p: None)
+        assert found[8080].via == "none" and found[8080].name == "", found
+        assert found[8080].stop == "docker ps --filter publish=8080"
+    right = _info(62, "docker-proxy", 50, ("docker-proxy", "-proto", "tcp", "-host-ip",
+                                            "127.0.0.1", "-host-port", "8080", "-container-ip",
+                                            "172.17.0.9", "-container-port", "80"))
+    found = svc.daemon(right, {50: engine}, [("tcp", "127.0.0.1", 8080, (62,))], lambda p: None)
+    assert (found[8080].name, found[8080].via, found[8080].scope) == ("web", "docker",
+                                                                       "/tmp/d.sock")

@@ -494,9 +494,13 @@ class Services:
             return self._unreachable(holder, engine, str(exc), evidence, port, caution)
         cip, cport = args.get("container-ip", ""), args.get("container-port", "")
         proto = args.get("proto", "tcp")
+        if not cip or not cport:
+            return self._unreachable(holder, engine, "its arguments name no container "
+                                     "address, and a port alone does not tell the container",
+                                     evidence, port, caution)
         for c in listing if isinstance(listing, list) else []:
             nets = ((c.get("NetworkSettings") or {}).get("Networks") or {}).values()
-            if cip and cip not in {n.get("IPAddress") for n in nets if isinstance(n, dict)} \
+            if cip not in {n.get("IPAddress") for n in nets if isinstance(n, dict)} \
                     and cip not in {n.get("GlobalIPv6Address") for n in nets
                                     if isinstance(n, dict)}:
                 continue
