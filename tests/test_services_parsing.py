@@ -287,7 +287,8 @@ def test_a_proxy_is_never_matched_by_its_port_alone(tmp_path: Path) -> None:
 
     svc = Services(str(tmp_path), docker=api)
     engine = _info(50, "dockerd", 1, ("dockerd", "-H", "unix:///tmp/d.sock"))
-    for pid, argv in ((60, ("docker-proxy", "-proto", "tcp", "-host-port", "8080")),
+    for pid, argv in ((60, ("docker-proxy", "-proto", "tcp", "-host-port", "8080",
+                            "-container-port", "80")),
                       (61, ("docker-proxy", "-proto", "tcp", "-host-ip", "127.0.0.1",
                             "-host-port", "8080", "-container-ip", "172.17.0.2",
                             "-container-port", "80"))):
