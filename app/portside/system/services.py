@@ -190,7 +190,8 @@ def run_systemctl(scope: str, *args: str, timeout: float = API_TIMEOUT) -> str:
     """systemctl's output; Unreachable when it cannot be run or fails."""
     import subprocess
 
-    argv = systemctl_argv(scope, *args)
+    # Never a password prompt: polkit's agent would wait on the terminal for an answer.
+    argv = systemctl_argv(scope, "--no-ask-password", *args)
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=timeout, check=False)
@@ -200,8 +201,10 @@ def run_systemctl(scope: str, *args: str, timeout: float = API_TIMEOUT) -> str:
         raise Unreachable(f"{shlex.join(argv[:6])} failed: {exc}") from None
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        hint = "; run portside with sudo" if said and "authentication" in said[-1].lower() \
+            else ""
         raise Unreachable(f"{shlex.join(argv)} exited {done.returncode}"
-                          + (f": {said[-1]}" if said else ""))
+                          + (f": {said[-1]}" if said else "") + hint)
     return done.stdout.decode("utf-8", "replace")
 
 
