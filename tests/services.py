@@ -226,7 +226,18 @@ def stop_dockerd(d: Dockerd) -> None:
         if str(d.tmp) in " ".join(p.info["cmdline"] or ()):
             end_tree(p.pid, 5)
     subprocess.run(["ip", "netns", "del", d.ns], check=False)
+    unmount_under(d.tmp)
     shutil.rmtree(d.tmp, ignore_errors=True)
+
+
+def unmount_under(path: Path) -> None:
+    """Lazily unmount what a daemon left mounted below its roots (its netns file, overlay
+    layers), deepest first: a daemon that did not shut down cleanly leaves them."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        points = [line.split()[4] for line in fh]
+    for point in sorted((p for p in points if p.startswith(f"{path}/")), key=len,
+                        reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
 @pytest.fixture(scope="session")
