@@ -4,8 +4,10 @@ Writes tests/bench/RESULTS.md, results.json and sampling.png. Everything talks t
 127.0.0.1 only; every helper process is ended by its PID; every loop is bounded.
 Environment: BENCH_RUNS (default 7), BENCH_SOAK seconds of churn for the memory test
 (default 240), BENCH_QUICK=1 for a smoke run. `run.py --soak 3600` runs the hour-long
-memory soak by itself (into soak.json); `run.py --idle` measures the idle cost
-with and without the 200 extra processes (into idle.json); `run.py --report` rewrites
+memory soak by itself (into soak.json); `run.py --plain` the sampler and the one-shot
+commands against `ss -tanp` without the extra processes (into plain.json); `run.py
+--idle` measures the idle cost with and without the 200 extra processes (into
+idle.json); `run.py --report` rewrites
 RESULTS.md from results.json, soak.json and idle.json.
 """
 
@@ -598,6 +600,45 @@ def typing_only() -> int:
     return 0
 
 
+def plain_only() -> int:
+    """`run.py --plain`: the sampler and the one-shot commands against `ss -tanp` on a
+    machine with only its own processes (no extra fd holders, which slow `ss -p`), at
+    50 to 100k listeners, into plain.json."""
+    from portside.system.sampler import Sampler
+
+    rows = []
+    try:
+        for n in (50, 1000, 10000, 50000, 100000):
+            if n <= 10000:
+                spawn_helper("listeners", str(n))
+            else:
+                for block in range(n // 10000):
+                    spawn_helper("spread", "10000", str(block + 1))
+            sockets = tcp_count()
+            warm, managed = Sampler(), Sampler(managers=True)
+            warm.sample()
+            managed.sample()
+            med = alternate({
+                "sampler": warm.sample,
+                "sampler +managers": managed.sample,
+                "portside list --json": run_cmd([*PORTSIDE, "list", "--json"]),
+                "portside list": run_cmd([*PORTSIDE, "list"]),
+                "ss -tanp": run_cmd(["ss", "-tanp"]),
+            }, RUNS)
+            row = {"listeners": n, "sockets": sockets, "processes": len(psutil.pids()),
+                   "ms": med}
+            rows.append(row)
+            ss = med["ss -tanp"]
+            log(f"{n} listeners ({sockets} TCP sockets, {row['processes']} processes): "
+                + ", ".join(f"{k} {v:.0f} ms ({v / ss:.2f}x)" for k, v in med.items()))
+            end_helpers()
+    finally:
+        end_helpers()
+    (HERE / "plain.json").write_text(json.dumps({**stamp(), "runs": RUNS, "rows": rows},
+                                                indent=1) + "\n")
+    return 0
+
+
 def idle_only() -> int:
     """`run.py --idle`: idle cost with and without the 200 extra processes, into idle.json.
 
@@ -929,6 +970,8 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1:] == ["--idle"]:
         sys.exit(idle_only())
+    if sys.argv[1:] == ["--plain"]:
+        sys.exit(plain_only())
     if sys.argv[1:] == ["--typing"]:
         sys.exit(typing_only())
     if sys.argv[1:] == ["--typing-headless"]:
