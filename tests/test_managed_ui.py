@@ -136,6 +136,7 @@ async def test_a_container_row_frees_through_docker_and_warns_before_sigkill() -
         screen = await dialog(pilot)
         body = str(screen.query_one("#dialog-body").render())
         assert "First, ask docker to stop container mailpit: docker stop mailpit" in body
+        assert screen.plan.title == "Free port 8025 for good: stop container mailpit?"
         await pilot.press("y")
         await settled(pilot)
         assert [r.via for r in backend.asked] == ["docker"] and backend.sent == []

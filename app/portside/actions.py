@@ -154,6 +154,10 @@ class ActionPlan(NamedTuple):
     @property
     def title(self) -> str:
         """The dialog's question (plain text: names are never markup)."""
+        if self.kind == "free" and self.requests and not (self.first or self.targets):
+            # Only managers asked (a container, a unit, a pm2 app): no process is signalled.
+            what = ", ".join(safe_text(request_label(r)) for r in self.requests)
+            return f"Free port {self.port} for good: stop {what}?"
         if self.kind == "free" and self.for_good:
             return f"Free port {self.port} for good: stop what restarts it, then its holders?"
         if self.kind == "free":
