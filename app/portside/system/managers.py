@@ -22,7 +22,7 @@ from ..daemons import daemon_kind, manager_refusal, pm2_daemon_home
 from ..fmt import join_cmdline, manager_title, safe_text
 from ..model import LISTEN, Manager, ProcessInfo, Restarts, Socket
 from .procinfo import stat_fields
-from .services import Addr, Services
+from .services import Addr, Services, is_docker_proxy
 
 # The environment variables that tell who started a process; every other one is dropped.
 _KEYS = frozenset({
@@ -327,13 +327,24 @@ class ManagerIndex:
                                 (s.proto, s.laddr, s.lport, s.holders))
             return listening.get(pid, [])
 
-        chains = {pid: self._chain(info, procs) for pid in holders
-                  if (info := procs.get(pid)) is not None}
-        # One `systemctl show` for every unit this sample asks about, not one per unit.
-        self.services.prefetch(c.procs for c in chains.values())
-        for pid, chain in chains.items():
+        later: list[tuple[int, _Chain]] = []
+        for pid in holders:
+            info = procs.get(pid)
+            if info is None:
+                continue
+            chain = self._chain(info, procs)
             seen.update((p.pid, p.create_time) for p in chain.procs)
-            found = self._judge(chain, holders[pid], procs, addrs)
+            decided, found = self._near(chain, holders[pid], procs, addrs)
+            if not decided:
+                later.append((pid, chain))
+            elif found is not None:
+                out[pid] = found
+        # Nothing nearer restarts these: the container or unit they run in, if any (a
+        # supervisord in a unit stops its own program, not the whole unit), with one
+        # `systemctl show` for all their units.
+        self.services.prefetch(chain.procs for _, chain in later)
+        for pid, chain in later:
+            found = self.services.runs(chain.procs) or self._far(chain)
             if found is not None:
                 out[pid] = found
         for ident in set(self._marks) - seen:
@@ -351,27 +362,27 @@ class ManagerIndex:
 
     # The rules -------------------------------------------------------------------------
 
-    def _judge(self, chain: _Chain, together: Collection[int],
-               procs: Mapping[int, ProcessInfo],
-               addrs: Callable[[int], list[Addr]] = lambda pid: []) -> Manager | None:
+    def _near(self, chain: _Chain, together: Collection[int],
+              procs: Mapping[int, ProcessInfo], addrs: Callable[[int], list[Addr]]
+              ) -> tuple[bool, Manager | None]:
+        """(decided, manager) from the holder and its parent chain; undecided when no
+        manager is near (the container or unit it runs in is asked next)."""
         holder, env = chain.procs[0], chain.marks[0].env
         if pm2_daemon_home(holder.cmdline, holder.name) is not None:
-            return self._pm2_daemon(holder, procs)
-        if daemon_kind(holder.name, holder.cmdline) is not None or _is_proxy(holder):
+            return True, self._pm2_daemon(holder, procs)
+        if daemon_kind(holder.name, holder.cmdline) is not None or is_docker_proxy(holder):
             # dockerd, docker-proxy or systemd holds the port for a container or a unit.
-            return self._daemon(holder, procs, addrs(holder.pid))
+            return True, self._daemon(holder, procs, addrs(holder.pid))
         if env is not None and "pm_id" in env:
-            return _pm2_app(chain)
+            return True, _pm2_app(chain)
         if env is not None and env.get("SUPERVISOR_ENABLED"):
-            return _supervised(chain)
+            return True, _supervised(chain)
         found = _outermost(chain, together, procs, self)
-        if found is not None:
-            return found
-        # A container or a systemd unit runs it: asked only when nothing nearer restarts
-        # it (a supervisord in a unit stops its own program, not the whole unit).
-        found = self.services.runs(chain.procs)
-        if found is not None:
-            return found
+        return found is not None, found
+
+    def _far(self, chain: _Chain) -> Manager | None:
+        """An orphan, or a manager that cannot be known; None for nobody."""
+        holder, env = chain.procs[0], chain.marks[0].env
         orphan = self._orphan(chain)
         if orphan is not None:
             return orphan
@@ -475,11 +486,6 @@ class ManagerIndex:
         evidence.append(f"its parent is PID {holder.ppid or 1} ({adopter}), which adopted it")
         return Manager("orphan", holder.name, None, "", "never", f"kill {holder.pid}",
                        tuple(evidence), via="holders")
-
-
-def _is_proxy(info: ProcessInfo) -> bool:
-    argv = info.cmdline or ()
-    return info.name == "docker-proxy" or (bool(argv) and _base(argv[0]) == "docker-proxy")
 
 
 def _children(pid: int, root: str) -> list[int]:

@@ -97,6 +97,13 @@ def container_id(cgroup: str) -> tuple[str, str] | None:
     return None
 
 
+def is_docker_proxy(info: ProcessInfo) -> bool:
+    """True for Docker's userland proxy (it holds a published port for a container)."""
+    argv = info.cmdline or ()
+    return info.name == "docker-proxy" or (bool(argv) and os.path.basename(argv[0]) == \
+        "docker-proxy")
+
+
 def proxy_args(argv: Sequence[str]) -> dict[str, str]:
     """docker-proxy's -proto, -host-ip, -host-port, -container-ip, -container-port."""
     out = {}
@@ -420,11 +427,9 @@ class Services:
     def _daemon(self, holder: ProcessInfo, procs: Mapping[int, ProcessInfo],
                 addrs: list[Addr], envs: Callable[[int], Mapping[str, str] | None]
                 ) -> Manager | None:
-        argv = holder.cmdline or ()
-        if holder.name == "docker-proxy" or (argv and os.path.basename(argv[0]) ==
-                                             "docker-proxy"):
+        if is_docker_proxy(holder):
             return self._proxy(holder, procs)
-        kind = daemon_kind(holder.name, argv)
+        kind = daemon_kind(holder.name, holder.cmdline)
         if kind == "engine" and holder.name == "dockerd":
             return self._engine_holds(holder, addrs)
         if kind == "init":
