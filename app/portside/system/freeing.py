@@ -109,8 +109,7 @@ def ask(request: Request, timeout: float = REQUEST_TIMEOUT, grace: float = GRACE
     if request.via == "supervisord":
         return stop_supervised(request.url, request.name, timeout)
     if request.via == "docker":
-        ok, said = services.stop_container(request.scope, request.name, grace)
-        return ok, said.replace(request.name[:12], safe_text(request.label or request.name))
+        return services.stop_container(request.scope, request.name, grace, request.label)
     if request.via == "systemd":
         return services.stop_units(request.scope, request.name.split(), timeout)
     return stop_pm2(request.name, request.home, request.tool, timeout)

@@ -15,7 +15,7 @@ import pwd
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..daemons import daemon_kind
@@ -155,23 +155,12 @@ def systemctl_argv(scope: str, *args: str, euid: int | None = None) -> list[str]
             ["systemctl", *args]
     mine = ["env", f"XDG_RUNTIME_DIR=/run/user/{user}", "systemctl", "--user", *args]
     if pid:
-        return ["nsenter", "-t", pid, "-a", "-S", user, "-G", _gid(int(pid)), *mine]
+        gid = (_status(int(pid), "/proc", "Gid") or ["0"])[0]  # the user's group
+        return ["nsenter", "-t", pid, "-a", "-S", user, "-G", gid, *mine]
     if int(user) == euid:
         return ["systemctl", "--user", *args]
     return ["setpriv", f"--reuid={user}", f"--regid={_gid_of(int(user))}", "--init-groups",
             *mine]
-
-
-def _gid(pid: int) -> str:
-    """A process's real gid (a user manager's: the user's group)."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"Gid:"):
-                    return line.split()[1].decode()
-    except OSError:
-        pass
-    return "0"
 
 
 def _gid_of(uid: int) -> int:
@@ -223,24 +212,22 @@ def _unit_restarts(restart: str) -> Restarts:
     return "never" if restart == "no" else "unknown"
 
 
+def _status(pid: int, root: str, field: str) -> list[str] | None:
+    """One field of /proc/PID/status, split ("NSpid", "Uid", "Gid"); None when absent."""
+    prefix = field + ":"
+    for line in (_read(f"{root}/{pid}/status") or "").splitlines():
+        if line.startswith(prefix):
+            return line.split()[1:]
+    return None
+
+
 def _ns_pids(pid: int, root: str) -> list[int]:
     """NSpid: the process's PID in each PID namespace it is in, outermost first."""
+    found = _status(pid, root, "NSpid")
     try:
-        with open(f"{root}/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"NSpid:"):
-                    return [int(x) for x in line.split()[1:]]
-    except (OSError, ValueError):
-        pass
-    return [pid]
-
-
-def _uid(pid: int, root: str) -> int | None:
-    """A process's real uid."""
-    for line in (_read(f"{root}/{pid}/status") or "").splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
+        return [int(x) for x in found] if found else [pid]
+    except ValueError:
+        return [pid]
 
 
 def _read(path: str) -> str | None:
@@ -257,6 +244,28 @@ def _read(path: str) -> str | None:
 Addr = tuple[str, str, int, tuple[int, ...]]  # proto, local address, port, its holders
 
 
+class _Timed:
+    """Values by key, each for a number of seconds; the expired are dropped when it grows
+    past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: dict[Hashable, tuple[float, Any]] = {}
+
+    def get(self, key: Hashable) -> tuple[bool, Any]:
+        """(fresh, value): fresh is False when the key is missing or expired."""
+        hit = self._items.get(key)
+        if hit is not None and time.monotonic() < hit[0]:
+            return True, hit[1]
+        return False, None
+
+    def put(self, key: Hashable, value: Any, ttl: float) -> None:
+        now = time.monotonic()
+        if len(self._items) >= self._limit:
+            self._items = {k: v for k, v in self._items.items() if now < v[0]}
+        self._items[key] = (now + ttl, value)
+
+
 class Services:
     """Asks Docker and systemd about holders; caches the answers for TTL seconds."""
 
@@ -265,44 +274,35 @@ class Services:
         self.root = root
         self._docker = docker
         self._systemctl = systemctl
-        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._cache = _Timed(256)  # daemons' answers
         self._own: tuple[str, str] | bool | None = False  # our own unit, read once
-        self._judged: dict[tuple[int, float, int], tuple[float, Manager | None]] = {}
+        self._judged = _Timed(4096)  # verdicts by (pid, start time, port)
 
     def _memo(self, holder: ProcessInfo, judge: Callable[[], Manager | None], port: int = 0
               ) -> Manager | None:
         """One verdict per process (and port) for JUDGED_TTL seconds; one that could not
         ask a daemon (via "none") is asked again after TTL."""
-        now = time.monotonic()
         key = (holder.pid, holder.create_time, port)
-        hit = self._judged.get(key)
-        if hit is not None:
-            ttl = TTL if hit[1] is not None and hit[1].via == "none" else JUDGED_TTL
-            if now - hit[0] < ttl:
-                return hit[1]
-        if len(self._judged) > 4096:
-            self._judged = {k: v for k, v in self._judged.items() if now - v[0] < JUDGED_TTL}
-        found = judge()
-        self._judged[key] = (now, found)
-        return found
+        fresh, found = self._judged.get(key)
+        if not fresh:
+            found = judge()
+            self._judged.put(key, found, TTL if found is not None and found.via == "none"
+                             else JUDGED_TTL)
+        return found  # type: ignore[no-any-return]
 
     # Cached questions ---------------------------------------------------------------
 
     def _cached(self, key: tuple[str, ...], ask: Callable[[], Any]) -> Any:
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < TTL:
-            if isinstance(hit[1], Unreachable):
-                raise hit[1]
-            return hit[1]
-        if len(self._cache) > 256:
-            self._cache = {k: v for k, v in self._cache.items() if now - v[0] < TTL}
-        try:
-            value = ask()
-        except Unreachable as exc:
-            self._cache[key] = (now, exc)
-            raise
-        self._cache[key] = (now, value)
+        """A daemon's answer (or its failure, raised again) for TTL seconds."""
+        fresh, value = self._cache.get(key)
+        if not fresh:
+            try:
+                value = ask()
+            except Unreachable as exc:
+                value = exc
+            self._cache.put(key, value, TTL)
+        if isinstance(value, Unreachable):
+            raise value
         return value
 
     def _engines(self) -> list[tuple[str, ...]]:
@@ -339,11 +339,8 @@ class Services:
 
     def _show(self, scope: str, unit: str) -> dict[str, str]:
         found: dict[str, str] = self._cached(("show", scope, unit),
-                                             lambda: self._systemctl_show(scope, unit))
+                                             lambda: self._show_many(scope, [unit])[unit])
         return found
-
-    def _systemctl_show(self, scope: str, unit: str) -> dict[str, str]:
-        return self._show_many(scope, [unit])[unit]
 
     def _show_many(self, scope: str, units: Sequence[str]) -> dict[str, dict[str, str]]:
         """Each unit's properties, from one `systemctl show` (blocks in the units' order)."""
@@ -362,19 +359,16 @@ class Services:
     def prefetch(self, chains: Iterable[Sequence[ProcessInfo]]) -> None:
         """Ask systemd about every unit these holders run in at once (one systemctl per
         manager), for the holders not judged lately."""
-        now = time.monotonic()
         wanted: dict[str, list[str]] = {}
         for chain in chains:
             holder = chain[0]
-            hit = self._judged.get((holder.pid, holder.create_time, 0))
-            if hit is not None and now - hit[0] < JUDGED_TTL:
+            if self._judged.get((holder.pid, holder.create_time, 0))[0]:
                 continue
             found = unit_of(_read(f"{self.root}/{holder.pid}/cgroup") or "")
             if found is None:
                 continue
             scope = self._scope(self._systemd_above(chain)[1], found[1])
-            hit = self._cache.get(("show", scope, found[0]))
-            if hit is None or now - hit[0] >= TTL:
+            if not self._cache.get(("show", scope, found[0]))[0]:
                 wanted.setdefault(scope, []).append(found[0])
         for scope, units in wanted.items():
             units = list(dict.fromkeys(units))
@@ -385,7 +379,7 @@ class Services:
             except Unreachable:
                 continue  # each is asked again, and its own failure said, when judged
             for unit, props in answers.items():
-                self._cache[("show", scope, unit)] = (now, props)
+                self._cache.put(("show", scope, unit), props, TTL)
 
     def claims(self, port: int) -> tuple[list[PortClaim], str]:
         """The containers Docker says publish this port, and why Docker could not be asked
@@ -585,11 +579,9 @@ class Services:
             path, info = self._api(docker_hosts(self._engines()), f"/containers/{cid}/json")
         except Unreachable as exc:
             return self._unreachable(holder, None, str(exc), evidence, None, caution)
-        state = info.get("State") or {} if isinstance(info, dict) else {}
-        if init:
-            pass
-        elif state.get("Pid") and state.get("Pid") != holder.pid:
-            evidence.append(f"the container's main process is PID {state.get('Pid')}")
+        main = ((info.get("State") or {}) if isinstance(info, dict) else {}).get("Pid")
+        if not init and main and main != holder.pid:
+            evidence.append(f"the container's main process is PID {main}")
         return self._docker_manager(holder, None, path, info, evidence, caution)
 
     def _own_unit(self) -> tuple[str, str] | None:
@@ -694,8 +686,8 @@ class Services:
         co-holder's LISTEN_FDNAMES or `systemctl list-sockets`."""
         if not addrs:
             return None
-        uid = _uid(init.pid, self.root) if "--user" in (init.cmdline or ()) else None
-        scope = self._scope(init, f"user@{uid}.service" if uid is not None else "")
+        uid = _status(init.pid, self.root, "Uid") if "--user" in (init.cmdline or ()) else None
+        scope = self._scope(init, f"user@{uid[0]}.service" if uid else "")
         evidence = [f"PID {init.pid} is systemd and holds the listening socket itself: socket "
                     "activation"]
         names: list[str] = []
@@ -757,20 +749,21 @@ def manager_caution(daemon: ProcessInfo) -> str:
 # Acting -----------------------------------------------------------------------------------
 
 
-def stop_container(path: str, cid: str, grace: float,
+def stop_container(path: str, cid: str, grace: float, label: str = "",
                    call: Callable[..., tuple[int, Any]] = docker_call) -> tuple[bool, str]:
     """`docker stop` through the Engine API: SIGTERM, `grace` seconds, then SIGKILL by
     Docker itself, and the restart policy does not apply."""
     t = max(0, round(grace))
+    name = safe_text(label or cid[:12])
     try:
         status, data = call(path, "POST", f"/containers/{cid}/stop?t={t}", timeout=grace + 30)
     except Unreachable as exc:
-        return False, f"cannot stop container {cid[:12]}: {safe_text(str(exc))}"
+        return False, f"cannot stop container {name}: {safe_text(str(exc))}"
     if status in (204, 304):
-        return True, f"docker stopped container {cid[:12]}" + (
+        return True, f"docker stopped container {name}" + (
             " (it was not running)" if status == 304 else "")
     said = (data or {}).get("message", "") if isinstance(data, dict) else ""
-    return False, f"Docker refused to stop container {cid[:12]}: HTTP {status} {safe_text(said)}"
+    return False, f"Docker refused to stop container {name}: HTTP {status} {safe_text(said)}"
 
 
 def stop_units(scope: str, units: Sequence[str], timeout: float,
