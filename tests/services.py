@@ -8,7 +8,6 @@ A pytest plugin (conftest's pytest_plugins): its fixtures are everyone's.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ import pytest
 
 from conftest import installed, portside_cmd, wait_for
 from managed import free_port
+from portside.system.dockerapi import UnixConnection
 
 NSPAWN_ROOT = Path(os.environ.get("PORTSIDE_NSPAWN_ROOT",
                                   Path.home() / ".cache/portside-test/nspawn-root"))
@@ -59,17 +59,6 @@ def end_tree(pid: int, timeout: float = 20) -> None:
             pass
 
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=60)
-        self.path_ = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(self.path_)
-
-
 # Docker -----------------------------------------------------------------------------
 
 
@@ -88,7 +77,7 @@ class Dockerd:
 
     def api(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
         """One Engine API request (as the docker client would make it)."""
-        conn = _Unix(self.sock)
+        conn = UnixConnection(self.sock, 60)
         data = json.dumps(body).encode() if body is not None else None
         conn.request(method, url, body=data,
                      headers={"Content-Type": "application/json"} if data else {})
@@ -204,7 +193,7 @@ def _ready(d: Dockerd) -> None:
     # nsenter execs dockerd: the PID is dockerd's.
     assert psutil.Process(proc.pid).name() == "dockerd"
     tar = _image(tmp)
-    conn = _Unix(sock)
+    conn = UnixConnection(sock, 60)
     conn.request("POST", "/images/create?fromSrc=-&repo=bbox&tag=local", body=tar.read_bytes(),
                  headers={"Content-Type": "application/x-tar"})
     resp = conn.getresponse()

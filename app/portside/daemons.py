@@ -34,11 +34,16 @@ _ENGINES = {"dockerd": "Docker's daemon", "containerd": "containerd, Docker's ru
 _INITS = frozenset({"systemd", "init"})
 
 
+def _names(name: str, cmdline: Sequence[str] | None) -> set[str]:
+    """A process's name and its program's (argv[0]'s base name)."""
+    first = os.path.basename(cmdline[0].split(" ", 1)[0]) if cmdline and cmdline[0] else ""
+    return {name, first}
+
+
 def daemon_kind(name: str, cmdline: Sequence[str] | None) -> str | None:
     """"engine", "shim" or "init" when this process is a container engine, a container's
     shim or an init system (systemd), else None."""
-    first = os.path.basename(cmdline[0].split(" ", 1)[0]) if cmdline and cmdline[0] else ""
-    names = {name, first}
+    names = _names(name, cmdline)
     if names & _ENGINES.keys():
         return "engine"
     if any(n.startswith("containerd-shim") for n in names):
@@ -53,8 +58,7 @@ def manager_refusal(pid: int, name: str, cmdline: Sequence[str] | None) -> str |
     be signalled (stopping it stops all of them), or None."""
     kind = daemon_kind(name, cmdline)
     if kind == "engine":
-        what = next(v for k, v in _ENGINES.items()
-                    if k in (name, os.path.basename((cmdline or [""])[0].split(" ", 1)[0])))
+        what = next(v for k, v in _ENGINES.items() if k in _names(name, cmdline))
         return (f"PID {pid} is {what}: it runs every container (and may hold their ports), "
                 "and stopping it stops all of them; stop the container instead: docker stop "
                 "NAME (portside free :PORT finds it)")

@@ -166,13 +166,14 @@ def manager_cell(m: Manager | None, pid: bool = True) -> str:
     if m is None:
         return ""
     name = safe_text(m.name)
+    # A service unit without ".service" (a socket unit keeps its suffix): the cell is
+    # narrow; a holder merely started inside a unit is "in" it.
+    unit = name.removesuffix(".service")
     text = {"reloader": f"reloader {name}", "prefork": f"master {name}",
             "script": name or "package script", "supervisord": f"supervisord {name}",
             "pm2": f"pm2 {name}" if name else "pm2", "loop": f"{name} loop",
             "docker": f"docker {name}" if name else "docker ?",
-            # The unit without ".service" (a socket unit keeps its suffix): the cell is narrow.
-            "systemd": (f"systemd {name.removesuffix('.service')}" if m.stop
-                        else f"in {name.removesuffix('.service')}") if name else "systemd ?",
+            "systemd": ("systemd " if m.stop else "in ") + unit if unit else "systemd ?",
             "orphan": "orphan", "unknown": "unknown"}.get(m.kind, m.kind)
     return text.strip() + (f" ({m.pid})" if pid and m.pid is not None else "")
 

@@ -135,8 +135,9 @@ class Manager(NamedTuple):
     url: str = ""  # supervisord's server URL (unix:// or http://)
     home: str = ""  # the pm2 daemon's PM2_HOME
     tool: str = ""  # the pm2 executable that started the app, when known
-    # systemd: where systemctl runs ("" the machine's, "user:NAME" a user manager,
-    # "ns:PID" inside the container whose systemd is PID); docker: the API's socket path.
+    # systemd: where systemctl runs ("" the machine's, "user:UID" a user's manager,
+    # "ns:PID" inside the container whose systemd is PID, "ns:PID:user:UID" a user's in
+    # it); docker: the API's socket path.
     scope: str = ""
     # Why SIGKILL to the holder must not be sent (its manager restarts it after one, where
     # SIGTERM would have stopped it for good), or None.

@@ -302,7 +302,7 @@ def _remedy(d: Diagnosis) -> list[str]:
                          f"every holder, PID {m.pid} among them), or `{safe_text(m.stop)}`.")
         elif not m.stop:
             lines.append(f"Remedy: stop it with `portside kill :{port}`.")
-        elif m.stop:
+        else:
             free = "" if m.via == "none" else f", or `portside free :{port}`"
             lines.append(f"Remedy (frees it for good): `{safe_text(m.stop)}`{free}.")
     if plain and not managed:

@@ -204,14 +204,12 @@ def write_signals(results: list[SignalResult], killed: list[SignalResult], grace
                   else "nothing was sent\n"))
 
 
-def no_kill(snap: Snapshot | None, targets: Iterable[Target],
-            ports_of: dict[int, list[int]] | None = None) -> dict[int, str]:
+def no_kill(snap: Snapshot, targets: Iterable[Target], ports_of: dict[int, list[int]]
+            ) -> dict[int, str]:
     """The targets --force must not SIGKILL: their unit or container restarts them after
     one (where SIGTERM stops them for good), with why."""
-    if snap is None:
-        return {}
     return {t.pid: m.no_kill for t in targets
-            if (m := _manager(snap, t.pid, ports_of or {})) is not None and m.no_kill}
+            if (m := _manager(snap, t.pid, ports_of)) is not None and m.no_kill}
 
 
 def _manager(snap: Snapshot, pid: int, ports_of: dict[int, list[int]]) -> Manager | None:
