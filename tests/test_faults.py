@@ -318,7 +318,7 @@ def test_an_unreadable_proc_stat_is_a_fault_not_a_crash(spawn: Spawner) -> None:
     require_root()  # a mount namespace
     held = spawn()
     cmd = " ".join(shlex.quote(c) for c in [*portside_cmd(), "list", f":{held.port}"])
-    # psutil needs /proc/stat for every start time: without it no process can be named.
+    # Every start time needs /proc/stat's boot time: without it no process can be named.
     res = subprocess.run(["unshare", "--mount", "sh", "-c",
                           f"mount --bind /dev/null /proc/stat && exec {cmd}"],
                          capture_output=True, text=True, timeout=60)
@@ -520,17 +520,16 @@ def test_the_unknown_owner_note_counts_only_the_sockets_listed(spawn: Spawner) -
 
 def test_a_missing_proc_stat_is_a_fault_named_with_the_file(
         spawn: Spawner, monkeypatch: pytest.MonkeyPatch) -> None:
-    # /proc/stat cannot be removed for real: psutil's reader of it, the lowest seam, fails
-    # as it would without the file (what a hardened container can look like).
-    import psutil._pslinux as pslinux
+    # /proc/stat cannot be removed for real: the reader of it, the lowest seam, fails as
+    # it would without the file (what a hardened container can look like).
+    from portside.system import procps
 
     held = spawn()
 
     def no_stat(*_: object) -> float:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/proc/stat")
 
-    monkeypatch.setattr(pslinux, "boot_time", no_stat)
-    monkeypatch.setattr(psutil, "boot_time", no_stat)
+    monkeypatch.setattr(procps, "boot_time", no_stat)
     snap = Sampler().sample()
     mine = [s for s in snap.sockets if s.lport == held.port]
     assert [s.holders for s in mine] == [()]

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import psutil
 
@@ -28,12 +28,13 @@ from ..model import (
     Target,
 )
 from .pidfds import REGISTRY, PidfdRegistry
-from .procinfo import read_or_none, stat_fields
+from .procinfo import stat_fields
 from .sampler import Sampler
 
 if TYPE_CHECKING:
     from .psapi import Psutil
 
+T = TypeVar("T")
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 PF_KTHREAD = 0x00200000
 SUDO_SUGGESTION = "permission denied: it belongs to another user (try sudo)"
@@ -70,6 +71,14 @@ def refusal(pid: int, ps: Psutil = psutil) -> str | None:
         return manager_refusal(pid, proc.name(), proc.cmdline())
     except _PS_ERRORS:
         return None  # gone, or not ours to read: the signal itself will say
+
+
+def read_or_none(fn: Callable[[], T]) -> T | None:
+    """fn(), or None when the process is gone or will not tell."""
+    try:
+        return fn()
+    except (*_PS_ERRORS, OSError):
+        return None
 
 
 def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGISTRY

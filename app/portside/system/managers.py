@@ -8,7 +8,6 @@ environment that cannot be read makes a manager "unknown", never "none".
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import re
@@ -551,6 +550,8 @@ def _autorestart(daemon: ProcessInfo, program: str) -> str | None:
     text = read_theirs(daemon, conf, 1 << 20) if conf is not None else None
     if text is None:
         return None
+    import configparser  # only for a supervisord's config: off the listing's path
+
     parser = configparser.RawConfigParser(strict=False)
     try:
         parser.read_string(text)

@@ -1,23 +1,21 @@
-"""Process details from psutil, cached by (pid, create_time) and pruned every sample."""
+"""Process details (psutil, or /proc directly on Linux), cached by (pid, create_time)
+and pruned every sample."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
-
-import psutil
 
 from ..model import ProcessInfo
 from .holders import fault_text
 
 if TYPE_CHECKING:
-    from .psapi import Process, Psutil
+    from .psapi import ProcessReader, ProcessSource
 
 T = TypeVar("T")
-
-_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
 
 def user_name(uid: int | None, _cache: dict[int, str] = {}) -> str | None:  # noqa: B006
@@ -39,25 +37,30 @@ def current_user() -> str:
     return user_name(os.geteuid()) or str(os.geteuid())
 
 
-def read_or_none(fn: Callable[[], T]) -> T | None:
-    """fn(), or None when the process is gone or will not tell."""
-    try:
-        return fn()
-    except _ERRORS:
-        return None
+def default_source() -> ProcessSource:
+    """/proc read directly on Linux (psutil's import is most of a one-shot command's
+    time), psutil elsewhere."""
+    if sys.platform.startswith("linux"):
+        from . import procps
+        return procps
+    import psutil
+    return psutil
 
 
 class ProcessCache:
-    """Keeps a psutil.Process per (pid, create_time); static details are read once.
+    """Keeps a Process per (pid, create_time); static details are read once.
 
     A process that cannot be read for a reason other than "gone" or "denied" (no
     descriptors left, /proc/stat unreadable) is a fault, kept in `faults` for the sample:
     it is shown as last read, if it was, and never silently dropped as exited.
     """
 
-    def __init__(self, ps: Psutil = psutil) -> None:
-        self.ps = ps  # the psutil module, or a psutil-shaped fake in tests
-        self._procs: dict[int, tuple[Process, ProcessInfo]] = {}
+    def __init__(self, ps: ProcessSource | None = None) -> None:
+        # psutil, procps, or a psutil-shaped fake in tests
+        self.ps = ps = ps if ps is not None else default_source()
+        self._gone = (ps.NoSuchProcess, ps.AccessDenied)
+        self._errors = (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess, OSError)
+        self._procs: dict[int, tuple[ProcessReader, ProcessInfo]] = {}
         self.faults: dict[int, str] = {}  # pid -> why it could not be read, this sample
 
     def collect(self, pids: Iterable[int], ancestors: bool = False) -> dict[int, ProcessInfo]:
@@ -85,7 +88,7 @@ class ProcessCache:
     def _one(self, pid: int, dynamic: bool = True) -> ProcessInfo | None:
         try:
             return self._read(pid, dynamic)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except self._gone:
             self._procs.pop(pid, None)
             return None
         except (OSError, RuntimeError) as exc:  # psutil's "line not found" is RuntimeError
@@ -107,32 +110,39 @@ class ProcessCache:
         with proc.oneshot():
             try:
                 name = proc.name()
-            except psutil.AccessDenied:
+            except self.ps.AccessDenied:
                 name = "?"
-            ppid = read_or_none(proc.ppid)
+            read = self._or_none
             base = ProcessInfo(
                 pid=pid,
-                ppid=ppid,
+                ppid=read(proc.ppid),
                 name=name,
                 create_time=ctime,
-                username=read_or_none(proc.username),
-                exe=read_or_none(proc.exe) or None,
-                cmdline=_tuple(read_or_none(proc.cmdline)),
-                cwd=read_or_none(proc.cwd),
+                username=read(proc.username),
+                exe=read(proc.exe) or None,
+                cmdline=_tuple(read(proc.cmdline)),
+                cwd=read(proc.cwd),
                 unit=cgroup_unit(pid),
             )
-            read_or_none(lambda: proc.cpu_percent(None))  # primes the next reading
+            read(lambda: proc.cpu_percent(None))  # primes the next reading
         info = self._dynamic(proc, base)
         self._procs[pid] = (proc, info)
         return info
 
-    def _dynamic(self, proc: Process, base: ProcessInfo) -> ProcessInfo:
+    def _or_none(self, fn: Callable[[], T]) -> T | None:
+        """fn(), or None when the process is gone or will not tell."""
+        try:
+            return fn()
+        except self._errors:
+            return None
+
+    def _dynamic(self, proc: ProcessReader, base: ProcessInfo) -> ProcessInfo:
         try:
             with proc.oneshot():
                 status = proc.status()
                 rss = proc.memory_info().rss
                 cpu = proc.cpu_percent(None)
-        except _ERRORS:
+        except self._errors:
             return base
         return base._replace(status=status, rss=rss, cpu_percent=cpu)
 

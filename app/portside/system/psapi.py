@@ -51,8 +51,8 @@ class MemoryInfo(Protocol):
     def rss(self) -> int: ...
 
 
-class Process(Protocol):
-    """psutil.Process, as far as portside calls it."""
+class ProcessReader(Protocol):
+    """What the sampler reads of a process: psutil.Process, or procps.Process (Linux)."""
 
     @property
     def pid(self) -> int: ...
@@ -79,6 +79,10 @@ class Process(Protocol):
 
     def cpu_percent(self, interval: float | None = None) -> float: ...
 
+
+class Process(ProcessReader, Protocol):
+    """psutil.Process, as far as portside calls it."""
+
     def parents(self) -> Sequence[Process]: ...
 
     def send_signal(self, sig: int) -> None: ...
@@ -92,8 +96,8 @@ class ListedProcess(Process, Protocol):
     info: dict[str, Any]
 
 
-class Psutil(Protocol):
-    """The psutil module: what portside.system reads the machine with."""
+class ProcessSource(Protocol):
+    """Where the sampler reads processes from: the psutil module, or procps (Linux)."""
 
     # Read-only: the module's exception classes are subclasses of these.
     @property
@@ -104,6 +108,12 @@ class Psutil(Protocol):
 
     @property
     def ZombieProcess(self) -> type[Exception]: ...
+
+    def Process(self, pid: int) -> ProcessReader: ...
+
+
+class Psutil(ProcessSource, Protocol):
+    """The psutil module: what portside.system reads the machine with elsewhere."""
 
     def Process(self, pid: int) -> Process: ...
 

@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import psutil
-
 from ..model import (
     HIDDEN_AS_ROOT,
     HIDDEN_AS_USER,
@@ -39,13 +37,17 @@ from . import kernel
 from .holders import HolderIndex
 from .managers import ManagerIndex
 from .pidfds import PidfdRegistry
-from .procinfo import ProcessCache, user_name
+from .procinfo import ProcessCache, default_source, user_name
 
 if TYPE_CHECKING:
-    from .psapi import Connection, Psutil
+    from .psapi import Connection, ProcessSource, Psutil
 
-_PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 NETLINK_TRIES = 3
+
+
+def _psutil() -> Psutil:
+    import psutil
+    return psutil
 
 
 def _is_root() -> bool:
@@ -76,7 +78,7 @@ class Sampler:
         self,
         all_states: bool = False,
         reader: str | None = None,
-        ps: Psutil = psutil,
+        ps: ProcessSource | None = None,
         proc_root: str = "/proc",
         count_connections: bool = False,
         ancestors: bool = False,
@@ -89,10 +91,14 @@ class Sampler:
         self.managers = managers
         self.ancestors = ancestors or managers  # also collect the parent chain of every holder
         self.pidfds = pidfds  # capture a pidfd for every holder listed (Linux)
-        self.ps = ps
         if reader is None:
             reader = "sock_diag" if sys.platform.startswith("linux") else "psutil"
         self.reader = reader
+        if ps is None:
+            # The psutil reader lists sockets with psutil; the others need only processes.
+            ps = default_source() if reader != "psutil" else _psutil()
+        self.ps = ps
+        self._errors = (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess)
         self._holders = HolderIndex(proc_root)
         self._procs = ProcessCache(ps)
         self._managers = ManagerIndex(proc_root)
@@ -303,21 +309,22 @@ class Sampler:
         """True when the process with this PID is the one that started at create_time."""
         try:
             return abs(self.ps.Process(pid).create_time() - create_time) <= 0.005
-        except _PS_ERRORS:
+        except self._errors:
             return False
 
     # Portable --------------------------------------------------------------------------
 
     def _connections(self, notes: list[str]) -> list[Connection]:
+        ps: Psutil = self.ps  # type: ignore[assignment]  # the psutil reader: psutil-shaped
         try:
-            return list(self.ps.net_connections(kind="inet"))
-        except self.ps.AccessDenied:
+            return list(ps.net_connections(kind="inet"))
+        except ps.AccessDenied:
             # macOS without root: only our own processes' sockets can be listed.
             notes.append("the full socket list needs root here: showing your own processes "
                          f"only ({SUDO_HINT})")
         conns: list[Connection] = []
         me = os.getuid() if hasattr(os, "getuid") else None
-        for proc in self.ps.process_iter(["pid", "uids"]):
+        for proc in ps.process_iter(["pid", "uids"]):
             try:
                 uids = proc.info.get("uids")
                 if me is not None and uids is not None and uids[0] != me:
@@ -326,7 +333,7 @@ class Sampler:
                     # A process's own connections carry no pid: they are its.
                     conns.append(OwnConnection(c.family, c.type, c.laddr, c.raddr, c.status,
                                                proc.pid))
-            except _PS_ERRORS:
+            except self._errors:
                 continue
         return conns
 
