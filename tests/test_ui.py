@@ -814,6 +814,40 @@ def test_changed_region_is_the_box_around_changed_characters() -> None:
     assert changed_region(["名 9s"], ["名 8s"]) is None  # wide characters: not columns
 
 
+async def test_the_clock_ticks_between_samples_only_when_they_are_late_or_paused() -> None:
+    # An idle dashboard draws once per sample, as htop does once per refresh: a tick in
+    # between repainted a young process's uptime every second (a third of its idle CPU).
+    clock = [DEMO_MONOTONIC]
+    app = demo_app(clock=lambda: clock[0])
+    async with running(app):
+        screen, t = main(app), table(app)
+        ticks: list[float] = []
+        real = t.tick
+
+        def spy() -> None:
+            ticks.append(clock[0])
+            real()
+
+        t.tick = spy  # type: ignore[method-assign]
+        interval = screen.interval
+        clock[0] += 1
+        screen._tick()
+        clock[0] += interval  # the next sample is due, not late: still the sample's job
+        screen._tick()
+        assert ticks == []
+        clock[0] += 1.5  # late: the countdowns and the header's age go on by themselves
+        screen._tick()
+        assert ticks == [clock[0]]
+        assert "sample " in str(app.query_one(StatusLine).render())  # "sample 4.5s ago"
+        screen.apply_snapshot(demo_snapshot())  # on time again
+        screen._tick()
+        assert len(ticks) == 2  # the sample's own repaint, no tick
+        screen.paused = True
+        clock[0] += 1
+        screen._tick()
+        assert len(ticks) == 3 and ticks[-1] == clock[0]  # paused: the clock still runs
+
+
 async def test_a_ticking_countdown_repaints_only_its_cells() -> None:
     clock = [DEMO_MONOTONIC]
     app = demo_app(clock=lambda: clock[0])
