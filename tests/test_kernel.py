@@ -236,3 +236,42 @@ def test_a_port_check_asks_the_kernel_for_that_port_only(spawn: Spawner) -> None
         assert sampler.sample_port(tw).sockets == ()  # TIME_WAIT does not hold a port
         # The sampler is left as it was: the next sample is a whole one again.
         assert {s.lport for s in sampler.sample().sockets} >= {held.port, other.port, tw}
+
+
+def test_one_tcp_walk_for_both_families_or_two_when_refused(
+        spawn: Spawner, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TCPDIAG_GETSOCK with AF_UNSPEC walks the TCP table once for IPv4 and IPv6: the same
+    # sockets as a dump per family, in half the kernel's time.
+    v4, v6 = spawn("--host", "127.0.0.1"), spawn("--host", "::1")
+    tw = make_time_wait(3)
+    ports = {v4.port, v6.port, tw}
+    mask = kernel.state_mask(all_states=True)
+
+    def mine(rows: list[Socket]) -> list[tuple[object, ...]]:
+        # Not the TIME_WAIT timers: they run on between two dumps.
+        return sorted((s.proto, s.family, s.laddr, s.lport, s.raddr, s.rport, s.state,
+                       s.inode) for s in rows if s.lport in ports or s.rport in ports)
+
+    assert kernel._one_tcp_walk == [True]
+    sent: list[int] = []
+    real = kernel._request
+
+    def spy(sock: socket.socket, family: int, proto: int, *rest: object) -> None:
+        sent.append(proto)
+        real(sock, family, proto, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kernel, "_request", spy)
+    once = kernel.read_sock_diag(mask)
+    assert sent == [kernel.TCP_BOTH, socket.IPPROTO_UDP, socket.IPPROTO_UDP]
+    one_port = kernel.read_sock_diag(kernel.LISTEN_MASK, sport=v6.port)
+    assert {(s.family, s.lport) for s in one_port if s.proto == "tcp"} == {("ipv6", v6.port)}
+    # A kernel without the old request (here: a type it does not know) says EINVAL.
+    monkeypatch.setattr(kernel, "TCPDIAG_GETSOCK", 99)
+    monkeypatch.setattr(kernel, "_one_tcp_walk", [True])
+    sent.clear()
+    twice = kernel.read_sock_diag(mask)
+    assert kernel._one_tcp_walk == [False]
+    assert sent == [kernel.TCP_BOTH, socket.IPPROTO_TCP, socket.IPPROTO_TCP,
+                    socket.IPPROTO_UDP, socket.IPPROTO_UDP]
+    assert mine(once) == mine(twice) and len(mine(once)) == 2 + 3  # 2 listeners, 3 TW
+    assert len([s for s in twice if s.lport == v4.port]) == 1  # nothing of the refusal kept
