@@ -1,10 +1,11 @@
 """Bench helper processes: they hold socket and fd populations on loopback, bounded in time.
 
-python helpers.py listeners N | spread N BLOCK | established N | fdholders PROCS FDS
-                  (LIFETIME seconds)
+python helpers.py listeners N | spread N BLOCK | established N | fdholders PROCS FDS |
+                  busy 1 (LIFETIME seconds)
 Each prints one JSON line {"pids": [...]} once ready, then waits until killed or until its
 lifetime ends. fdholders forks PROCS-1 children that inherit FDS open files each; spread
-binds N listeners on 127.BLOCK.x.1, ports 20000-39999 (beyond the ephemeral range's 28k).
+binds N listeners on 127.BLOCK.x.1, ports 20000-39999 (beyond the ephemeral range's 28k);
+busy keeps one core busy (a second core's load, as a build or a test run beside the tools).
 """
 
 from __future__ import annotations
@@ -86,10 +87,16 @@ def main() -> None:
             os._exit(0)
 
         signal.signal(signal.SIGTERM, stop)
-    else:
+    elif kind != "busy":
         raise SystemExit(f"unknown helper {kind!r}")
     sys.stdout.write(json.dumps({"pids": pids}) + "\n")
     sys.stdout.flush()
+    if kind == "busy":
+        deadline = time.monotonic() + lifetime
+        while time.monotonic() < deadline:
+            for _ in range(100000):  # spin; look at the clock now and then
+                pass
+        return
     _wait(lifetime)
 
 

@@ -4,8 +4,9 @@ Writes tests/bench/RESULTS.md, results.json and sampling.png. Everything talks t
 127.0.0.1 only; every helper process is ended by its PID; every loop is bounded.
 Environment: BENCH_RUNS (default 7), BENCH_SOAK seconds of churn for the memory test
 (default 240), BENCH_QUICK=1 for a smoke run. `run.py --soak 3600` runs the hour-long
-memory soak by itself (into soak.json); `run.py --plain` the sampler and the one-shot
-commands against `ss -tanp` without the extra processes (into plain.json); `run.py
+memory soak by itself (into soak.json); `run.py --plain` the sampler, the one-shot
+commands and the dashboard at 10k-100k without the extra processes, quiet and with a
+second core busy (into plain.json, also part of the full run); `run.py
 --idle` measures the idle cost with and without the 200 extra processes (into
 idle.json); `run.py --report` rewrites
 RESULTS.md from results.json, soak.json and idle.json.
@@ -603,40 +604,76 @@ def typing_only() -> int:
 def plain_only() -> int:
     """`run.py --plain`: the sampler and the one-shot commands against `ss -tanp` on a
     machine with only its own processes (no extra fd holders, which slow `ss -p`), at
-    50 to 100k listeners, into plain.json."""
-    from portside.system.sampler import Sampler
-
+    50 to 100k listeners, by themselves and with a second core kept busy; at 10k and
+    above the dashboard in tmux too (CPU with no keys, cursor keys end to end, RSS).
+    Into plain.json."""
     rows = []
     try:
-        for n in (50, 1000, 10000, 50000, 100000):
-            if n <= 10000:
-                spawn_helper("listeners", str(n))
-            else:
-                for block in range(n // 10000):
-                    spawn_helper("spread", "10000", str(block + 1))
-            sockets = tcp_count()
-            warm, managed = Sampler(), Sampler(managers=True)
-            warm.sample()
-            managed.sample()
-            med = alternate({
-                "sampler": warm.sample,
-                "sampler +managers": managed.sample,
-                "portside list --json": run_cmd([*PORTSIDE, "list", "--json"]),
-                "portside list": run_cmd([*PORTSIDE, "list"]),
-                "ss -tanp": run_cmd(["ss", "-tanp"]),
-            }, RUNS)
-            row = {"listeners": n, "sockets": sockets, "processes": len(psutil.pids()),
-                   "ms": med}
-            rows.append(row)
-            ss = med["ss -tanp"]
-            log(f"{n} listeners ({sockets} TCP sockets, {row['processes']} processes): "
-                + ", ".join(f"{k} {v:.0f} ms ({v / ss:.2f}x)" for k, v in med.items()))
+        for setting in ("quiet", "busy core"):
+            busy = spawn_helper("busy", "1") if setting == "busy core" else []
+            for n in (50, 1000, 10000, 50000, 100000):
+                rows.append(plain_row(n, setting))
+                end_helpers([p for p in helpers if p.pid not in busy])
             end_helpers()
     finally:
         end_helpers()
+        tmux("kill-session", "-t", "bench-plain")
     (HERE / "plain.json").write_text(json.dumps({**stamp(), "runs": RUNS, "rows": rows},
                                                 indent=1) + "\n")
     return 0
+
+
+def plain_row(n: int, setting: str) -> dict[str, Any]:
+    """One population of `run.py --plain`."""
+    from portside.system.sampler import Sampler
+
+    if n <= 10000:
+        spawn_helper("listeners", str(n))
+    else:
+        for block in range(n // 10000):
+            spawn_helper("spread", "10000", str(block + 1))
+    sockets = tcp_count()
+    warm, managed = Sampler(), Sampler(managers=True)
+    warm.sample()
+    managed.sample()
+    med = alternate({
+        "sampler": warm.sample,
+        "sampler +managers": managed.sample,
+        "portside list --json": run_cmd([*PORTSIDE, "list", "--json"]),
+        "portside list": run_cmd([*PORTSIDE, "list"]),
+        "ss -tanp": run_cmd(["ss", "-tanp"]),
+    }, RUNS)
+    row: dict[str, Any] = {"setting": setting, "listeners": n, "sockets": sockets,
+                           "processes": len(psutil.pids()), "ms": med}
+    ss = med["ss -tanp"]
+    log(f"{setting}, {n} listeners ({sockets} TCP sockets, {row['processes']} processes): "
+        + ", ".join(f"{k} {v:.0f} ms ({v / ss:.2f}x)" for k, v in med.items()))
+    if n >= 10000:
+        row["dashboard"] = plain_dashboard(n)
+        log(f"  dashboard at {n}: {row['dashboard']}")
+    return row
+
+
+def plain_dashboard(n: int) -> dict[str, Any]:
+    """The dashboard in tmux at 1 s refresh: CPU with no keys (20 s), cursor keys end to
+    end, resident memory then."""
+    session = "bench-plain"
+    launch(session, f"{IN_TMUX} --interval 1'", size=(200, 50))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not re.search(
+                rf" {n // 1000}\d\d\d sockets", tmux("capture-pane", "-p", "-t", session)):
+            time.sleep(0.5)
+        pid = pane_pid(session)
+        time.sleep(5)  # past start-up's first samples
+        c0 = cpu_seconds(pid)
+        time.sleep(20)
+        out: dict[str, Any] = {"no_keys_pct": (cpu_seconds(pid) - c0) / 20 * 100}
+        out["rss_mb"] = psutil.Process(pid).memory_info().rss / 2**20
+        out["cursor"] = tmux_cursor(session, presses=30)
+        return out
+    finally:
+        tmux("kill-session", "-t", session)
 
 
 def idle_only() -> int:
@@ -896,6 +933,9 @@ def write_report(results: dict[str, Any]) -> None:
                   f"sent, the result {k['result_s']:.2f} s after; with no keys, "
                   f"{t['no_keys_pct']:.0f}% of a core; peak RSS "
                   f"{t.get('peak_rss_mb', float('nan')):.0f} MB.", ""]
+    plain = HERE / "plain.json"
+    if plain.exists():  # `run.py --plain` (also the last part of the full run)
+        lines += plain_report(json.loads(plain.read_text()))
     long_soak = HERE / "soak.json"
     if long_soak.exists():  # `run.py --soak 3600`, run by itself (it takes an hour)
         s = json.loads(long_soak.read_text())
@@ -907,6 +947,30 @@ def write_report(results: dict[str, Any]) -> None:
                   + ", ".join(f"{t} {m}" for t, m in s["soak_trace"]) + ".", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     chart(results)
+
+
+def plain_report(d: dict[str, Any]) -> list[str]:
+    """RESULTS.md's lines for plain.json."""
+    lines = [f"## Without the extra processes, quiet and with a second core busy ({d['date']}, "
+             f"commit {d['commit']}, `python tests/bench/run.py --plain`)", "",
+             "Listeners held by a few processes, the machine's own processes only; medians "
+             f"of {d['runs']}, ratios against `ss -tanp` in the same run. The dashboard: in "
+             "tmux (200x50) at a 1 s refresh, CPU over 20 s with no keys, cursor keys until "
+             "drawn (p95), resident memory.", "",
+             "| setting | listeners | TCP sockets | sampler | sampler +managers | list --json "
+             "| list / list --json | ss -tanp | dashboard CPU, no keys | cursor p95 | RSS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in d["rows"]:
+        ms, dash = r["ms"], r.get("dashboard")
+        ss = ms["ss -tanp"]
+        lines.append(
+            f"| {r.get('setting', 'quiet')} | {r['listeners']} | {r['sockets']} | "
+            f"{ms['sampler'] / ss:.2f}x | {ms['sampler +managers'] / ss:.2f}x | "
+            f"**{ms['portside list --json'] / ss:.2f}x** ({ms['portside list --json']:.0f} ms) "
+            f"| {ms['portside list'] / ms['portside list --json']:.2f}x | {ss:.1f} ms | "
+            + (f"{dash['no_keys_pct']:.1f}% | {dash['cursor']['p95_ms']:.0f} ms | "
+               f"{dash['rss_mb']:.0f} MB |" if dash else "| | |"))
+    return [*lines, ""]
 
 
 def chart(results: dict[str, Any]) -> None:
@@ -954,6 +1018,7 @@ def main() -> int:
         startup_section(results)
         end_helpers()  # the typing section measures without the extra processes
         typing_only()
+        plain_only()  # and so does this one: quiet, and with a second core busy
     finally:
         end_helpers()
         for s in ("bench-portside", "bench-htop", "bench-mem", "bench-soak"):
