@@ -294,6 +294,30 @@ def test_json_fast_path_matches_the_json_module() -> None:
     socks = list(snap.sockets)
     assert json.loads(json_lines(socks, snap)) == [socket_json(s, snap) for s in socks]
     assert json.loads(json_lines([], snap)) == []
+    # Names, users and command lines are hostile text: each holder's part of the object
+    # is made once by the json module and shared by its sockets (many per holder here).
+    hostile = ['a"b\\c', "line\nbreak\t\x00", "[bold]x[/]", "名前 \u202e", "\udcff"]
+    procs = {pid: p._replace(name=hostile[i % 5], username=hostile[(i + 1) % 5],
+                             cmdline=(hostile[(i + 2) % 5], "--x=\"y\""))
+             for i, (pid, p) in enumerate(snap.processes.items())}
+    many = [s._replace(lport=s.lport + k) for s in socks for k in range(3)]
+    # One daemon holding ports for two containers; owners unknown, of two users; a timer
+    # on a socket that is not TIME_WAIT (an orphaned FIN_WAIT2), and a TIME_WAIT one
+    # without its remote end.
+    daemon = next(s for s in socks if s.pid is not None and s.state == "LISTEN")
+    first = next(iter(snap.managers.values()))
+    ports = {(daemon.pid, daemon.lport + k): first._replace(name=f"c{k}", pid=k + 1)
+             for k in range(3)}
+    unknown = next(s for s in socks if s.state == "LISTEN")._replace(pid=None, holders=())
+    many += [unknown._replace(user="alice"), unknown._replace(user="bob", lport=1),
+             daemon._replace(state="FIN_WAIT2", raddr="10.0.0.1", rport=5, time_left=12.3456,
+                             time_left_exact=True),
+             daemon._replace(state="TIME_WAIT", time_left=0.25)]
+    odd_snap = snap._replace(processes=procs, port_managers=ports)
+    text = json_lines(many, odd_snap)
+    assert json.loads(text) == [socket_json(s, odd_snap) for s in many]
+    assert len(text.splitlines()) == len(many)  # one object per line, whatever the names
+    assert text.isascii()  # written as UTF-8: a lone surrogate must stay escaped
 
 
 @linux
