@@ -320,6 +320,45 @@ def test_json_fast_path_matches_the_json_module() -> None:
     assert text.isascii()  # written as UTF-8: a lone surrogate must stay escaped
 
 
+def test_list_rows_made_once_per_holder_are_the_rows_made_each_time() -> None:
+    import io
+
+    from portside.cli.output import list_row, write_table
+    from portside.demo import demo_snapshot
+    from portside.fmt import text_width
+
+    snap = demo_snapshot(all_states=True)
+    daemon = next(s for s in snap.sockets if s.pid is not None and s.state == "LISTEN")
+    first = next(iter(snap.managers.values()))
+    ports = {(daemon.pid, daemon.lport + k): first._replace(name=f"c{k}") for k in range(3)}
+    snap = snap._replace(port_managers=ports)
+    socks = [s._replace(lport=s.lport + k) for s in snap.sockets for k in range(3)]
+    unknown = daemon._replace(pid=None, holders=())
+    socks += [unknown._replace(user="alice"), unknown._replace(user="bob"),
+              unknown._replace(state="TIME_WAIT", user=None, time_left=3.0)]
+    known: dict[tuple[object, ...], tuple[str, ...]] = {}
+    for managed in (True, False):
+        each = [list_row(s, snap, managed) for s in socks]
+        assert [list_row(s, snap, managed, known) for s in socks] == each
+        known.clear()
+        # Nobody holds a TIME_WAIT socket: no process, where a listener's is unknown.
+        assert {r[5] for r, s in zip(each, socks, strict=True) if s.state == "TIME_WAIT"} \
+            == {""}
+        assert each[-3][4:6] == each[-2][4:6] == ["?", "?"] and each[-3][6] == "alice"
+    # The table: ASCII columns by one format per row, the same as padding each cell.
+    rows = [["PROTO", "PROCESS", "X"], ["tcp4", "node", ""], ["udp6", "a-much-longer", "1"]]
+    fast = io.StringIO()
+    write_table(rows, fast)
+    assert fast.getvalue() == "".join(
+        "  ".join(c.ljust(n) for c, n in zip(r, (5, 13, 1), strict=True)).rstrip() + "\n"
+        for r in rows)
+    wide = io.StringIO()
+    write_table([*rows, ["tcp4", "名前", "2"]], wide)
+    lines = wide.getvalue().splitlines()
+    assert lines[:3] == fast.getvalue().splitlines()
+    assert text_width(lines[3]) == text_width(lines[2]) and lines[3].endswith(" 2")
+
+
 @linux
 def test_kill_pid_of_a_zombie_leader_whose_thread_holds_the_port(spawn: Spawner) -> None:
     # The main thread exited; another thread holds the listener and ignores SIGTERM. The

@@ -60,7 +60,9 @@ def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif socks:
         managed = bool(snap.managers) and any(snap.manager(s) is not None for s in socks)
         header = [*LIST_HEADER, MANAGER_HEADER] if managed else LIST_HEADER
-        write_table([header, *(list_row(s, snap, managed) for s in table_order(socks))], out)
+        known: dict[tuple[object, ...], tuple[str, ...]] = {}
+        write_table([header, *(list_row(s, snap, managed, known)
+                               for s in table_order(socks))], out)
     else:
         err.write("no sockets match\n" if query.terms else "no sockets\n")
     for note in sample_notes(socks if query.terms else None, snap.gaps):

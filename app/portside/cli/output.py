@@ -95,7 +95,7 @@ def json_lines(socks: list[Socket], snap: Snapshot) -> str:
             s.proto, s.family, s.laddr, s.lport,
             "null" if s.raddr is None else f'"{s.raddr}"',
             "null" if s.rport is None else s.rport, s.state, parts[0],
-            "null" if s.time_left is None else "%.3f" % s.time_left,
+            "null" if s.time_left is None else f"{s.time_left:.3f}",
             "true" if s.time_left_exact else "false", parts[1]))
     if not lines:
         return "[]\n"
@@ -155,21 +155,32 @@ LIST_HEADER = ["PROTO", "LOCAL", "REMOTE", "STATE", "PID", "PROCESS", "USER", "T
 MANAGER_HEADER = "MANAGER"
 
 
-def list_row(s: Socket, snap: Snapshot, managers: bool = False) -> list[str]:
+def list_row(s: Socket, snap: Snapshot, managers: bool = False,
+             known: dict[tuple[object, ...], tuple[str, ...]] | None = None) -> list[str]:
     """One socket as a row of `portside list`, in the dashboard's vocabulary (with the
-    manager column when any row has a manager)."""
-    proc = snap.process(s.pid)
-    unknown = s.state != TIME_WAIT and not s.holders and not is_orphan(s)
+    manager column when any row has a manager). `known`: the cells that come from the
+    socket's processes, by holder set, kept across the rows of one listing (thousands of
+    sockets share a server)."""
+    manager = snap.manager(s) if managers else None
+    key = (s.pid, s.holders, s.user, s.state == TIME_WAIT or is_orphan(s), manager)
+    who = known.get(key) if known is not None else None
+    if who is None:
+        proc = snap.process(s.pid)
+        unknown = not s.holders and not key[3]
+        who = (holders_cell(s, " "), "?" if unknown else safe_text(proc.name) if proc else "",
+               safe_text(s.user or ""), manager_cell(manager) if managers else "",
+               "up " + format_duration(snap.taken_at - proc.create_time) if proc else "")
+        if known is not None:
+            known[key] = who
     if s.time_left is not None:
         when = time_left_cell(s.time_left, s.time_left_exact) + " left"
     else:
-        when = "up " + format_duration(snap.taken_at - proc.create_time) if proc else ""
+        when = who[4]
     row = [s.proto_label, format_endpoint(s.laddr, s.lport),
            format_endpoint(s.raddr, s.rport or 0) if s.raddr else "*", state_cell(s),
-           holders_cell(s, " "), "?" if unknown else safe_text(proc.name) if proc else "",
-           safe_text(s.user or ""), when]
+           who[0], who[1], who[2], when]
     if managers:
-        row.append(manager_cell(snap.manager(s)))
+        row.append(who[3])
     return row
 
 
@@ -180,6 +191,10 @@ def write_table(rows: list[list[str]], out: TextIO) -> None:
     # Only a column with text from the machine in it (names, users) can hold non-ASCII.
     wide = [not "".join(col).isascii() for col in cols]
     widths = [max(map(text_width if w else len, col)) for col, w in zip(cols, wide, strict=True)]
+    if not any(wide):  # every cell one terminal cell per character: one format per row
+        fmt = "  ".join(f"%-{n}s" for n in widths)
+        out.write("".join((fmt % tuple(r)).rstrip() + "\n" for r in rows))
+        return
     for r in rows:
         out.write("  ".join(c + " " * (n - text_width(c)) if w else c.ljust(n)
                             for c, n, w in zip(r, widths, wide, strict=True)).rstrip() + "\n")
