@@ -306,6 +306,7 @@ def test_json_fast_path_matches_the_json_module() -> None:
     # without its remote end.
     daemon = next(s for s in socks if s.pid is not None and s.state == "LISTEN")
     first = next(iter(snap.managers.values()))
+    assert daemon.pid is not None
     ports = {(daemon.pid, daemon.lport + k): first._replace(name=f"c{k}", pid=k + 1)
              for k in range(3)}
     unknown = next(s for s in socks if s.state == "LISTEN")._replace(pid=None, holders=())
@@ -330,6 +331,7 @@ def test_list_rows_made_once_per_holder_are_the_rows_made_each_time() -> None:
     snap = demo_snapshot(all_states=True)
     daemon = next(s for s in snap.sockets if s.pid is not None and s.state == "LISTEN")
     first = next(iter(snap.managers.values()))
+    assert daemon.pid is not None
     ports = {(daemon.pid, daemon.lport + k): first._replace(name=f"c{k}") for k in range(3)}
     snap = snap._replace(port_managers=ports)
     socks = [s._replace(lport=s.lport + k) for s in snap.sockets for k in range(3)]
