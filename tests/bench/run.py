@@ -604,8 +604,9 @@ def typing_only() -> int:
 def plain_only() -> int:
     """`run.py --plain`: the sampler and the one-shot commands against `ss -tanp` on a
     machine with only its own processes (no extra fd holders, which slow `ss -p`), at
-    50 to 100k listeners, by themselves and with a second core kept busy; at 10k and
-    above the dashboard in tmux too (CPU with no keys, cursor keys end to end, RSS).
+    50 to 100k listeners, by themselves and with a second core kept busy, and the check
+    that a port is free; at 10k and above the dashboard in tmux too (CPU with no keys,
+    cursor keys end to end, RSS).
     Into plain.json."""
     rows = []
     try:
@@ -625,6 +626,7 @@ def plain_only() -> int:
 
 def plain_row(n: int, setting: str) -> dict[str, Any]:
     """One population of `run.py --plain`."""
+    from portside.system import control
     from portside.system.sampler import Sampler
 
     if n <= 10000:
@@ -633,12 +635,15 @@ def plain_row(n: int, setting: str) -> dict[str, Any]:
         for block in range(n // 10000):
             spawn_helper("spread", "10000", str(block + 1))
     sockets = tcp_count()
-    warm, managed = Sampler(), Sampler(managers=True)
+    warm, managed, check = Sampler(), Sampler(managers=True), Sampler(managers=True)
     warm.sample()
     managed.sample()
+    check.sample()
     med = alternate({
         "sampler": warm.sample,
         "sampler +managers": managed.sample,
+        # "Is the port free now?" after a signal: the kernel asked for that port only.
+        "port check": functools.partial(control.port_holders, idle_port(), check),
         "portside list --json": run_cmd([*PORTSIDE, "list", "--json"]),
         "portside list": run_cmd([*PORTSIDE, "list"]),
         "ss -tanp": run_cmd(["ss", "-tanp"]),
@@ -958,8 +963,9 @@ def plain_report(d: dict[str, Any]) -> list[str]:
              "tmux (200x50) at a 1 s refresh, CPU over 20 s with no keys, cursor keys until "
              "drawn (p95), resident memory.", "",
              "| setting | listeners | TCP sockets | sampler | sampler +managers | list --json "
-             "| list / list --json | ss -tanp | dashboard CPU, no keys | cursor p95 | RSS |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| list / list --json | ss -tanp | port check | dashboard CPU, no keys | "
+             "cursor p95 | RSS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in d["rows"]:
         ms, dash = r["ms"], r.get("dashboard")
         ss = ms["ss -tanp"]
@@ -968,6 +974,7 @@ def plain_report(d: dict[str, Any]) -> list[str]:
             f"{ms['sampler'] / ss:.2f}x | {ms['sampler +managers'] / ss:.2f}x | "
             f"**{ms['portside list --json'] / ss:.2f}x** ({ms['portside list --json']:.0f} ms) "
             f"| {ms['portside list'] / ms['portside list --json']:.2f}x | {ss:.1f} ms | "
+            + (f"{ms['port check']:.1f} ms | " if "port check" in ms else "| ")
             + (f"{dash['no_keys_pct']:.1f}% | {dash['cursor']['p95_ms']:.0f} ms | "
                f"{dash['rss_mb']:.0f} MB |" if dash else "| | |"))
     return [*lines, ""]
