@@ -213,7 +213,8 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        """Apply the initial filter and start the one-second tick."""
+        """Apply the initial filter and start the one-second tick (for the gaps between
+        samples)."""
         if self.initial_query:
             self.query_one("#filter", Input).value = self.initial_query
             self._set_filter(self.initial_query)

@@ -41,7 +41,7 @@ class FilterInput(Input):
 
 
 class StatusLine(Widget):
-    """The one-line header; repainted in place, never re-laid out (it updates every second)."""
+    """The one-line header; repainted in place, never re-laid out (it updates every sample)."""
 
     DEFAULT_CSS = """
     StatusLine {
