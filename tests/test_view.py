@@ -145,6 +145,11 @@ def test_rows_are_keyed_by_socket_key() -> None:
     snap = demo_snapshot(all_states=True)
     m.apply(snap, DEMO_MONOTONIC)
     assert set(m.rows) == {s.key for s in snap.sockets}
+    # Each sample makes new (equal) keys: a row keeps the dict's, so one key tuple per
+    # socket stays alive, not two (9 MB at 100k sockets).
+    s2 = later(snap, 2)
+    m.apply(s2, s2.monotonic)
+    assert all(row.key is key for key, row in m.rows.items())
 
 
 def test_sort_keys_follow_column_changes_and_state_changes() -> None:

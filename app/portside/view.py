@@ -148,6 +148,9 @@ class TableModel:
                         marked.add(key)
                 row.sock = s
                 row.snap_mono = mono
+                # The new key (equal) is the dict's: keep one tuple per row, not two
+                # (9 MB at 100k sockets).
+                row.key = key
             row.gen = gen
             rows[key] = row
             if state == TIME_WAIT:
