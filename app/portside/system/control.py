@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import psutil
 
@@ -28,14 +28,14 @@ from ..model import (
     Target,
 )
 from .pidfds import REGISTRY, PidfdRegistry
-from .procinfo import stat_fields
+from .procinfo import read_or_none, stat_fields
 from .sampler import Sampler
 
 if TYPE_CHECKING:
     from .psapi import Psutil
 
-T = TypeVar("T")
 _PS_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+_READ_ERRORS = (*_PS_ERRORS, OSError)  # a detail that cannot be read is left out
 PF_KTHREAD = 0x00200000
 SUDO_SUGGESTION = "permission denied: it belongs to another user (try sudo)"
 
@@ -73,14 +73,6 @@ def refusal(pid: int, ps: Psutil = psutil) -> str | None:
         return None  # gone, or not ours to read: the signal itself will say
 
 
-def read_or_none(fn: Callable[[], T]) -> T | None:
-    """fn(), or None when the process is gone or will not tell."""
-    try:
-        return fn()
-    except (*_PS_ERRORS, OSError):
-        return None
-
-
 def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGISTRY
               ) -> Target | None:
     """Capture a live process's identity now; None when there is no such process.
@@ -94,8 +86,8 @@ def target_of(pid: int, ps: Psutil = psutil, pidfds: PidfdRegistry | None = REGI
         with proc.oneshot():
             ctime = proc.create_time()
             name = proc.name()
-            user = read_or_none(proc.username)
-            cmd = read_or_none(proc.cmdline)
+            user = read_or_none(proc.username, _READ_ERRORS)
+            cmd = read_or_none(proc.cmdline, _READ_ERRORS)
     except _PS_ERRORS:
         if fd is not None:
             os.close(fd)

@@ -13,7 +13,7 @@ from ..model import ProcessInfo
 from .holders import fault_text
 
 if TYPE_CHECKING:
-    from .psapi import ProcessReader, ProcessSource
+    from .psapi import ProcessReader, ProcessSource, Psutil
 
 T = TypeVar("T")
 
@@ -37,14 +37,28 @@ def current_user() -> str:
     return user_name(os.geteuid()) or str(os.geteuid())
 
 
+def psutil_module() -> Psutil:
+    """psutil, imported when first asked for (~15 ms: off the listing's path on Linux)."""
+    import psutil
+    return psutil
+
+
 def default_source() -> ProcessSource:
     """/proc read directly on Linux (psutil's import is most of a one-shot command's
     time), psutil elsewhere."""
     if sys.platform.startswith("linux"):
         from . import procps
         return procps
-    import psutil
-    return psutil
+    return psutil_module()
+
+
+def read_or_none(fn: Callable[[], T], errors: tuple[type[BaseException], ...]) -> T | None:
+    """fn(), or None when it raises one of `errors` (the process is gone or will not
+    tell)."""
+    try:
+        return fn()
+    except errors:
+        return None
 
 
 class ProcessCache:
@@ -112,7 +126,9 @@ class ProcessCache:
                 name = proc.name()
             except self.ps.AccessDenied:
                 name = "?"
-            read = self._or_none
+            def read(fn: Callable[[], T]) -> T | None:
+                return read_or_none(fn, self._errors)
+
             base = ProcessInfo(
                 pid=pid,
                 ppid=read(proc.ppid),
@@ -129,13 +145,6 @@ class ProcessCache:
         self._procs[pid] = (proc, info)
         return info
 
-    def _or_none(self, fn: Callable[[], T]) -> T | None:
-        """fn(), or None when the process is gone or will not tell."""
-        try:
-            return fn()
-        except self._errors:
-            return None
-
     def _dynamic(self, proc: ProcessReader, base: ProcessInfo) -> ProcessInfo:
         try:
             with proc.oneshot():
@@ -147,6 +156,13 @@ class ProcessCache:
         return base._replace(status=status, rss=rss, cpu_percent=cpu)
 
 
+def split_stat(data: bytes) -> tuple[bytes, list[bytes]]:
+    """/proc/PID/stat as (name, the fields after it: state, ppid, pgrp, ...)."""
+    # The name is in parentheses and may hold anything, ")" too: cut at the last one.
+    end = data.rfind(b")")
+    return data[data.find(b"(") + 1:end], data[end + 2:].split()
+
+
 def stat_fields(pid: int, root: str = "/proc") -> list[bytes] | None:
     """The fields of /proc/PID/stat after the name: state, ppid, pgrp, session, tty_nr,
     ... (None when the process is gone)."""
@@ -155,8 +171,7 @@ def stat_fields(pid: int, root: str = "/proc") -> list[bytes] | None:
             data = fh.read()
     except OSError:
         return None
-    # The name is in parentheses and may hold anything, ")" too: cut at the last one.
-    return data[data.rfind(b")") + 2:].split()
+    return split_stat(data)[1]
 
 
 def cgroup_unit(pid: int, root: str = "/proc") -> str | None:

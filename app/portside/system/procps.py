@@ -9,11 +9,12 @@ every process of the machine); psutil stays for other systems and for signalling
 from __future__ import annotations
 
 import os
-import pwd
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
+
+from .procinfo import split_stat, user_name
 
 # The same exception names as psutil's, so ProcessCache catches either module's.
 
@@ -77,8 +78,8 @@ class Process:
         self._root = root
         self._once: dict[str, object] | None = None  # reads kept inside oneshot()
         self._cpu: tuple[float, float] | None = None  # (monotonic, CPU seconds), last read
-        self._ctime: float | None = None
-        self._stat()  # NoSuchProcess now, as psutil.Process(pid) raises it
+        # Read now: NoSuchProcess here, as psutil.Process(pid) raises it.
+        self._ctime = float(self._stat()[20]) / _TICKS  # seconds after boot
 
     @contextmanager
     def oneshot(self) -> Iterator[None]:
@@ -108,10 +109,9 @@ class Process:
         return data
 
     def _stat(self) -> list[bytes]:
-        data = self._read("stat")
-        # The name is in parentheses and may hold anything, ")" too: cut at the last one.
-        end = data.rfind(b")")
-        return [data[data.find(b"(") + 1:end], *data[end + 2:].split()]
+        """The name, then the fields after it."""
+        name, fields = split_stat(self._read("stat"))
+        return [name, *fields]
 
     def _link(self, name: str) -> str:
         try:
@@ -139,8 +139,6 @@ class Process:
 
     def create_time(self) -> float:
         """Seconds since the epoch: start ticks after boot, plus the boot time."""
-        if self._ctime is None:
-            self._ctime = float(self._stat()[20]) / _TICKS
         return self._ctime + boot_time(self._root)
 
     def name(self) -> str:
@@ -165,11 +163,7 @@ class Process:
         """The real user's login name, or the uid as text."""
         for line in self._read("status").splitlines():
             if line.startswith(b"Uid:"):
-                uid = int(line.split()[1])
-                try:
-                    return pwd.getpwuid(uid).pw_name
-                except KeyError:
-                    return str(uid)
+                return user_name(int(line.split()[1])) or ""
         raise NoSuchProcess(self.pid)
 
     def exe(self) -> str:

@@ -37,17 +37,12 @@ from . import kernel
 from .holders import HolderIndex
 from .managers import ManagerIndex
 from .pidfds import PidfdRegistry
-from .procinfo import ProcessCache, default_source, user_name
+from .procinfo import ProcessCache, default_source, psutil_module, user_name
 
 if TYPE_CHECKING:
     from .psapi import Connection, ProcessSource, Psutil
 
 NETLINK_TRIES = 3
-
-
-def _psutil() -> Psutil:
-    import psutil
-    return psutil
 
 
 def _is_root() -> bool:
@@ -96,7 +91,7 @@ class Sampler:
         self.reader = reader
         if ps is None:
             # The psutil reader lists sockets with psutil; the others need only processes.
-            ps = default_source() if reader != "psutil" else _psutil()
+            ps = default_source() if reader != "psutil" else psutil_module()
         self.ps = ps
         self._errors = (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess)
         self._holders = HolderIndex(proc_root)
