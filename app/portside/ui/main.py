@@ -64,6 +64,7 @@ from .widgets import (
     FilterInput,
     StatusLine,
     header_text,
+    is_late,
 )
 
 if TYPE_CHECKING:
@@ -326,10 +327,10 @@ class MainScreen(Screen[None]):
         self.refresh_header()
 
     def _on_time(self) -> bool:
-        """Live, and the last sample no later than the header calls on time."""
+        """Live, and the last sample not late (as the header judges it)."""
         if self.paused or self.error or self.sampled_at is None:
             return False
-        return self.clock() - self.sampled_at <= self.interval + 1
+        return not is_late(self.clock() - self.sampled_at, self.interval)
 
     def refresh_header(self) -> None:
         """The header, the activity line and the banner, from the state of now."""

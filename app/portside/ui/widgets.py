@@ -67,6 +67,12 @@ class StatusLine(Widget):
         return self._text
 
 
+def is_late(age: float, interval: float) -> bool:
+    """A sample older than this is late: the header counts its age, and the screen's
+    clock ticks by itself until the next one comes."""
+    return age > interval + 1
+
+
 def header_text(identity: Identity, interval: float, paused: bool, model: TableModel,
                 sampled_at: float | None, now: float, watched: list[int],
                 filtering: bool = False) -> Text:
@@ -85,7 +91,7 @@ def header_text(identity: Identity, interval: float, paused: bool, model: TableM
     else:
         status.append("● live", "bold")
     if age is not None and snap is not None:
-        if stale or paused or age > interval + 1:
+        if stale or paused or is_late(age, interval):
             # Late: count the seconds. On time, the sample's clock time is enough (and an
             # idle header does not have to repaint every second).
             status.append(f" · sample {format_duration(age)} ago")
