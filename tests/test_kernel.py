@@ -275,3 +275,123 @@ def test_one_tcp_walk_for_both_families_or_two_when_refused(
                     socket.IPPROTO_UDP, socket.IPPROTO_UDP]
     assert mine(once) == mine(twice) and len(mine(once)) == 2 + 3  # 2 listeners, 3 TW
     assert len([s for s in twice if s.lport == v4.port]) == 1  # nothing of the refusal kept
+
+
+def _fields(rows: list[Socket], ports: set[int]) -> list[str]:
+    """Everything but the timers (they run on between two dumps), for these ports."""
+    return sorted(repr((s.proto, s.family, s.laddr, s.lport, s.raddr, s.rport, s.state,
+                        s.inode, s.uid, s.time_left_exact)) for s in rows
+                  if s.lport in ports or s.rport in ports)
+
+
+def test_a_cached_dump_parses_only_what_changed_and_reads_every_timer(
+        spawn: Spawner) -> None:
+    v4, v6, udp = spawn("--host", "127.0.0.1"), spawn("--host", "::1"), spawn("--udp")
+    tw = make_time_wait(2)
+    mask = kernel.ALL_TCP_STATES
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        port = lsn.getsockname()[1]
+        cli = socket.create_connection(("127.0.0.1", port))
+        srv, _ = lsn.accept()
+        ports = {v4.port, v6.port, udp.port, tw, port}
+        cache = kernel.ParseCache()
+        first = kernel.read_sock_diag(mask, cache=cache)
+        assert _fields(first, ports) == _fields(kernel.read_sock_diag(mask), ports)
+        assert len([s for s in first if s.lport == port or s.rport == port]) == 3
+        again = kernel.read_sock_diag(mask, cache=cache)
+        assert _fields(again, ports) == _fields(first, ports)
+        # What did not change is the very same socket: nothing of it was parsed again.
+        before = {(s.proto, s.lport, s.rport, s.inode): s for s in first}
+        same = [s for s in again if (s.lport in ports or s.rport in ports)
+                and s.state != "TIME_WAIT"]
+        assert len(same) == 6 and all(before[(s.proto, s.lport, s.rport, s.inode)] is s
+                                      for s in same)
+        # The same connections in new states (their kernel cookies unchanged): the server
+        # end closes first and goes to FIN_WAIT2, the client's end to CLOSE_WAIT, then
+        # TIME_WAIT once the client closes too.
+        srv.close()
+        wait_for(lambda: {s.state for s in kernel.read_sock_diag(mask) if s.rport == port}
+                 == {"CLOSE_WAIT"})
+        closing = kernel.read_sock_diag(mask, cache=cache)
+        assert _fields(closing, ports) == _fields(kernel.read_sock_diag(mask), ports)
+        assert {s.state for s in closing if s.lport == port and s.rport} == {"FIN_WAIT2"}
+        assert cli.recv(1) == b""
+        cli.close()
+    ended = kernel.read_sock_diag(mask, cache=cache)
+    assert _fields(ended, ports) == _fields(kernel.read_sock_diag(mask), ports)
+    assert {s.state for s in ended if s.lport == port} == {"TIME_WAIT"}
+    # A TIME_WAIT socket's timer is read from every dump, not kept from the first.
+    timers = {s.rport: s.time_left for s in first if s.lport == tw}
+
+    def ran_down() -> bool:
+        now = {s.rport: s.time_left for s in kernel.read_sock_diag(mask, cache=cache)
+               if s.lport == tw}
+        return now.keys() == timers.keys() and all(
+            (now[p] or 0) <= (timers[p] or 0) - 1.0 for p in now)
+
+    wait_for(ran_down, timeout=5)
+
+
+def test_a_cached_parse_reads_a_changed_message_and_the_end_of_the_dump() -> None:
+    import struct
+
+    def sock_msg(port: int, state: int = 10, expires: int = 0, inode: int = 1234) -> bytes:
+        src = bytes([127, 0, 0, 1]) + bytes(12)
+        return kernel._FULL.pack(kernel._FULL.size, kernel.SOCK_DIAG_BY_FAMILY,
+                                 socket.AF_INET, state, socket.htons(port), 0, src,
+                                 bytes(16), expires, 0, inode)
+
+    done = struct.pack("=IHHIIi", 20, kernel.NLMSG_DONE, 2, 1, 0, 0)
+    cache = kernel.ParseCache()
+    cache.begin()
+    out: list[Socket] = []
+    assert kernel._parse_cached(sock_msg(1) + sock_msg(2, 6, 9000) + done, "tcp", out,
+                                cache) is True
+    cache.end()
+    cache.begin()
+    again: list[Socket] = []
+    assert kernel._parse_cached(sock_msg(1) + sock_msg(2, 6, 8000) + sock_msg(1, inode=99)
+                                + done, "tcp", again, cache) is True
+    cache.end()
+    assert again[0] is out[0]
+    assert [(s.lport, s.state, s.inode, s.time_left) for s in again] == [
+        (1, "LISTEN", 1234, None), (2, "TIME_WAIT", 0, 8.0), (1, "LISTEN", 99, None)]
+    # Only this dump's sockets are kept for the next.
+    assert len(cache.last) == 3
+    error = struct.pack("=IHHIIi", 36, kernel.NLMSG_ERROR, 0, 1, 0, -1) + bytes(16)
+    cache.begin()
+    with pytest.raises(kernel.KernelUnavailable, match="not permitted"):
+        kernel._parse_cached(sock_msg(1) + error, "tcp", [], cache)
+    assert not kernel._parse_cached(sock_msg(1), "tcp", [], cache)  # no end yet
+
+
+def test_an_incremental_fd_scan_reads_only_what_changed(tmp_path: object) -> None:
+    me = os.getpid()
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        ino = os.fstat(lsn.fileno()).st_ino
+        known = holders.scan_fds("/proc", me)
+        assert isinstance(known, dict) and known[str(lsn.fileno())] == ino
+        # Nothing changed: the same answer, not a copy (the index then skips this process).
+        assert holders.scan_fds("/proc", me, known) is known
+        with open(os.path.join(str(tmp_path), "f"), "w") as f:
+            assert holders.scan_fds("/proc", me, known) is known  # a file is not a socket
+            other = holders.scan_fds("/proc", me, known)
+            fd = f.fileno()
+        # The file's fd number reused for a copy of the socket: read, though it was seen
+        # before (as a file).
+        copy = os.dup(lsn.fileno())
+        try:
+            assert copy == fd
+            assert isinstance(other, dict)
+            found = holders.scan_fds("/proc", me, other)
+            assert isinstance(found, dict) and found[str(copy)] == ino
+            assert found[str(lsn.fileno())] == ino
+        finally:
+            os.close(copy)
+        gone = holders.scan_fds("/proc", me, found)
+        assert isinstance(gone, dict) and str(copy) not in gone
+        assert gone[str(lsn.fileno())] == ino

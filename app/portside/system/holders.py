@@ -76,10 +76,13 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None) -> Scan:
     out: dict[str, int] = {}
     readlink = os.readlink
     try:
-        for fd in os.listdir(dir_fd):
-            if known is not None and fd in known:
-                out[fd] = known[fd]
-                continue
+        names = os.listdir(dir_fd)
+        if pid == os.getpid():  # our own fd table holds the directory's fd: not a socket
+            names.remove(str(dir_fd))
+        # The fds not known to hold a socket are read (set operations in C: a holder of
+        # 10k sockets costs its listdir, not a Python loop over its fds).
+        unread = names if known is None else set(names).difference(known)
+        for fd in unread:
             try:
                 target = readlink(fd, dir_fd=dir_fd)
             except OSError as exc:
@@ -88,6 +91,11 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None) -> Scan:
                 return _failed(exc)
             if target.startswith("socket:["):
                 out[fd] = int(target[8:-1])
+        if known is not None:
+            if not out and len(names) - len(unread) == len(known):
+                return known  # every socket fd is still open, and no new one: no change
+            still = known.keys() & set(names)
+            out.update((fd, known[fd]) for fd in still)
     except OSError as exc:
         return _failed(exc)
     finally:
@@ -289,6 +297,9 @@ class HolderIndex:
             self._inodes.setdefault(pid, set())
             return
         self._faults.pop(pid, None)
+        if fds is not None and fds is self._fds.get(pid):
+            self._denied.discard(pid)
+            return  # scan_fds found the fds it was given: nothing changed
         before = self._inodes.get(pid)
         if fds is None:
             self._denied.add(pid)
@@ -341,7 +352,8 @@ class HolderIndex:
         if known:
             # New processes are read (a fork inherits sockets; a new server opens one), and
             # holders are re-read so that a parent that closed its copy stops being listed.
-            holders = {p for ino in wanted_set for p in self._owners.get(ino, ())}
+            holders = {p for p, inodes in self._inodes.items()
+                       if not inodes.isdisjoint(wanted_set)}
             for pid in now - known:
                 self._scan(pid)
             failed = set(self._faults) & known

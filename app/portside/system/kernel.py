@@ -136,7 +136,8 @@ def _receive(sock: socket.socket, seq: int) -> list[bytes]:
     """
     chunks: list[bytes] = []
     while True:
-        data = sock.recv(1 << 20)
+        # The kernel fills dump datagrams up to ~32 KB: a bigger buffer is only slower.
+        data = sock.recv(1 << 16)
         if not data:
             raise KernelUnavailable(errno.EIO, "sock_diag: empty reply")
         chunks.append(data)
@@ -150,8 +151,85 @@ def _receive(sock: socket.socket, seq: int) -> list[bytes]:
                 return chunks
 
 
-def _read_dump(sock: socket.socket, seq: int, proto: str, out: list[Socket]) -> None:
-    while not any(_parse_chunk(c, proto, out) for c in _receive(sock, seq)):
+class ParseCache:
+    """The sockets of the last dump by their raw messages, so that a dashboard's next
+    sample parses only the sockets that changed: an unchanged message, byte for byte,
+    is the same socket (the kernel's cookie in it is never reused). A TIME_WAIT socket
+    is keyed without its timer, which is read on every sample.
+
+    One per sampler: `begin()` before a dump, `end()` once it was read whole; each dump
+    keeps only its own sockets."""
+
+    def __init__(self) -> None:
+        self.last: dict[bytes, Socket] = {}
+        self.now: dict[bytes, Socket] = {}
+
+    def begin(self) -> None:
+        self.now = {}
+
+    def end(self) -> None:
+        self.last, self.now = self.now, {}
+
+
+_HEAD = struct.Struct("=IH")  # a message's length and type
+_EXPIRES = struct.Struct("=I")
+_BODY, _TIMER, _TAIL = 16, 68, 88  # offsets in a socket message (see _FULL)
+
+
+def _parse_cached(data: bytes, proto: str, out: list[Socket], cache: ParseCache) -> bool:
+    """_parse_chunk, taking each unchanged socket from the last dump."""
+    last = cache.last
+    if not last:  # the first dump: nothing to take, so the fastest parse, then the keys
+        start = len(out)
+        done = _parse_chunk(data, proto, out)
+        _remember(data, proto, out, start, cache.now)
+        return done
+    head, get, now = _HEAD.unpack_from, last.get, cache.now
+    append, new = out.append, tuple.__new__
+    expires = _EXPIRES.unpack_from
+    tw = -1 if proto == "udp" else STATE_NUMBERS["TIME_WAIT"]
+    offset, end = 0, len(data) - _FULL.size
+    while offset <= end:
+        length, mtype = head(data, offset)
+        if length < 16 or (mtype != SOCK_DIAG_BY_FAMILY and mtype != TCPDIAG_GETSOCK):
+            break  # the end of the dump or an error: read below, as _parse_chunk does
+        step = (length + 3) & ~3
+        timed = data[offset + _BODY + 1] == tw
+        key = data[offset + _BODY:offset + (_TIMER if timed else _TAIL)]
+        sock = get(key)
+        if sock is None:
+            one: list[Socket] = []
+            _parse_chunk(data[offset:offset + step], proto, one)
+            sock = one[0]
+        elif timed:
+            (ms,) = expires(data, offset + _TIMER)
+            sock = new(Socket, (*sock[:12], ms / 1000.0, True))
+        now[key] = sock
+        append(sock)
+        offset += step
+    return offset < len(data) and _parse_chunk(data[offset:], proto, out)
+
+
+def _remember(data: bytes, proto: str, out: list[Socket], start: int,
+              now: dict[bytes, Socket]) -> None:
+    """File the sockets _parse_chunk appended to `out` from `start` under their keys."""
+    head = _HEAD.unpack_from
+    tw = -1 if proto == "udp" else STATE_NUMBERS["TIME_WAIT"]
+    offset, end, i = 0, len(data) - _FULL.size, start
+    while offset <= end and i < len(out):
+        length, mtype = head(data, offset)
+        if length < 16 or (mtype != SOCK_DIAG_BY_FAMILY and mtype != TCPDIAG_GETSOCK):
+            return
+        timed = data[offset + _BODY + 1] == tw
+        now[data[offset + _BODY:offset + (_TIMER if timed else _TAIL)]] = out[i]
+        offset += (length + 3) & ~3
+        i += 1
+
+
+def _read_dump(sock: socket.socket, seq: int, proto: str, out: list[Socket],
+               cache: ParseCache | None = None) -> None:
+    while not any(_parse_chunk(c, proto, out) if cache is None else
+                  _parse_cached(c, proto, out, cache) for c in _receive(sock, seq)):
         pass  # a tail that only looked like the end: receive on
 
 
@@ -166,11 +244,12 @@ def _control(data: bytes, offset: int, mtype: int) -> bool:
     return False
 
 
-def read_sock_diag(tcp_states: int, udp: bool = True, sport: int | None = None
-                   ) -> list[Socket]:
+def read_sock_diag(tcp_states: int, udp: bool = True, sport: int | None = None,
+                   cache: ParseCache | None = None) -> list[Socket]:
     """Dump TCP sockets in the given state bitmask (and every UDP socket) via netlink;
     with `sport`, only those on that local port (the kernel filters: nothing else is
-    sent, however many sockets the machine has)."""
+    sent, however many sockets the machine has). With `cache` (the same one every
+    sample), only sockets that changed since its last dump are parsed."""
     try:
         nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
     except AttributeError:
@@ -178,6 +257,8 @@ def read_sock_diag(tcp_states: int, udp: bool = True, sport: int | None = None
     except OSError as exc:
         raise _unavailable(exc, "sock_diag") from None
     out: list[Socket] = []
+    if cache is not None:
+        cache.begin()
     try:
         nl.bind((0, 0))
         seq = 1
@@ -192,7 +273,7 @@ def read_sock_diag(tcp_states: int, udp: bool = True, sport: int | None = None
                 seq += 1
                 _request(nl, socket.AF_UNSPEC, TCP_BOTH, states, seq, attrs)
                 try:
-                    _read_dump(nl, seq, pname, out)
+                    _read_dump(nl, seq, pname, out, cache)
                     continue
                 except KernelUnavailable as exc:
                     if exc.errno in TRANSIENT:
@@ -202,13 +283,15 @@ def read_sock_diag(tcp_states: int, udp: bool = True, sport: int | None = None
             for family in (socket.AF_INET, socket.AF_INET6):
                 seq += 1
                 _request(nl, family, proto, states, seq, attrs)
-                _read_dump(nl, seq, pname, out)
+                _read_dump(nl, seq, pname, out, cache)
     except OSError as exc:
         if isinstance(exc, KernelUnavailable):
             raise
         raise _unavailable(exc, "sock_diag") from None
     finally:
         nl.close()
+    if cache is not None:
+        cache.end()
     return out
 
 

@@ -100,6 +100,7 @@ class Sampler:
         self._first_seen: dict[tuple[object, ...], float] = {}  # for TIME_WAIT estimates
         self._notes: tuple[str, ...] = ()
         self._sport: int | None = None  # sample_port(): only this local port's listeners
+        self._parsed = kernel.ParseCache()  # the last dump's sockets by their messages
 
     def sample(self) -> Snapshot:
         """Take one sample. Per-process errors never escape; OSError does if no reader works."""
@@ -173,7 +174,9 @@ class Sampler:
         if self.reader == "sock_diag":
             for _ in range(NETLINK_TRIES):
                 try:
-                    return kernel.read_sock_diag(mask, sport=sport)
+                    # A port's sockets are not the last dump's: no cache for them.
+                    return kernel.read_sock_diag(
+                        mask, sport=sport, cache=self._parsed if sport is None else None)
                 except kernel.KernelUnavailable as exc:
                     failed = exc
                     if exc.errno not in kernel.TRANSIENT:
