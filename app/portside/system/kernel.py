@@ -158,17 +158,25 @@ class ParseCache:
     is keyed without its timer, which is read on every sample.
 
     One per sampler: `begin()` before a dump, `end()` once it was read whole; each dump
-    keeps only its own sockets."""
+    keeps only its own sockets. `keys` has each socket's key, in the dump's order (None
+    for one that is not kept), so that the sampler can file its own copy of a socket
+    (with holders) in place of the kernel's: one copy each stays in memory, not two."""
 
     def __init__(self) -> None:
         self.last: dict[bytes, Socket] = {}
         self.now: dict[bytes, Socket] = {}
+        self.keys: list[bytes | None] = []
 
     def begin(self) -> None:
-        self.now = {}
+        self.now, self.keys = {}, []
 
     def end(self) -> None:
         self.last, self.now = self.now, {}
+
+    def replace(self, key: bytes | None, sock: Socket) -> None:
+        """The next dump gives `sock` for this key (the same socket, more filled in)."""
+        if key is not None:
+            self.last[key] = sock
 
 
 _HEAD = struct.Struct("=IH")  # a message's length and type
@@ -178,14 +186,15 @@ _BODY, _TIMER, _TAIL = 16, 68, 88  # offsets in a socket message (see _FULL)
 
 def _parse_cached(data: bytes, proto: str, out: list[Socket], cache: ParseCache) -> bool:
     """_parse_chunk, taking each unchanged socket from the last dump."""
-    last = cache.last
-    if not last:  # the first dump: nothing to take, so the fastest parse, then the keys
+    keys = cache.keys
+    if not cache.last:  # the first dump: nothing to take, so the fastest parse, then keys
         start = len(out)
         done = _parse_chunk(data, proto, out)
-        _remember(data, proto, out, start, cache.now)
+        _remember(data, proto, out, start, cache)
         return done
-    head, get, now = _HEAD.unpack_from, last.get, cache.now
-    append, new = out.append, tuple.__new__
+    # Taken out of the last dump as found: its keys are freed as the new ones are made.
+    head, get, now = _HEAD.unpack_from, cache.last.pop, cache.now
+    append, new, add = out.append, tuple.__new__, keys.append
     expires = _EXPIRES.unpack_from
     tw = -1 if proto == "udp" else STATE_NUMBERS["TIME_WAIT"]
     offset, end = 0, len(data) - _FULL.size
@@ -196,34 +205,40 @@ def _parse_cached(data: bytes, proto: str, out: list[Socket], cache: ParseCache)
         step = (length + 3) & ~3
         timed = data[offset + _BODY + 1] == tw
         key = data[offset + _BODY:offset + (_TIMER if timed else _TAIL)]
-        sock = get(key)
+        sock = get(key, None)
         if sock is None:
             one: list[Socket] = []
-            _parse_chunk(data[offset:offset + step], proto, one)
+            _parse_chunk(data[offset:offset + max(step, _FULL.size)], proto, one)
             sock = one[0]
         elif timed:
             (ms,) = expires(data, offset + _TIMER)
             sock = new(Socket, (*sock[:12], ms / 1000.0, True))
         now[key] = sock
         append(sock)
+        add(key)
         offset += step
-    return offset < len(data) and _parse_chunk(data[offset:], proto, out)
+    done = offset < len(data) and _parse_chunk(data[offset:], proto, out)
+    keys.extend([None] * (len(out) - len(keys)))  # sockets after a control message
+    return done
 
 
 def _remember(data: bytes, proto: str, out: list[Socket], start: int,
-              now: dict[bytes, Socket]) -> None:
+              cache: ParseCache) -> None:
     """File the sockets _parse_chunk appended to `out` from `start` under their keys."""
-    head = _HEAD.unpack_from
+    head, now, keys = _HEAD.unpack_from, cache.now, cache.keys
     tw = -1 if proto == "udp" else STATE_NUMBERS["TIME_WAIT"]
     offset, end, i = 0, len(data) - _FULL.size, start
     while offset <= end and i < len(out):
         length, mtype = head(data, offset)
         if length < 16 or (mtype != SOCK_DIAG_BY_FAMILY and mtype != TCPDIAG_GETSOCK):
-            return
+            break
         timed = data[offset + _BODY + 1] == tw
-        now[data[offset + _BODY:offset + (_TIMER if timed else _TAIL)]] = out[i]
+        key = data[offset + _BODY:offset + (_TIMER if timed else _TAIL)]
+        now[key] = out[i]
+        keys.append(key)
         offset += (length + 3) & ~3
         i += 1
+    keys.extend([None] * (len(out) - len(keys)))
 
 
 def _read_dump(sock: socket.socket, seq: int, proto: str, out: list[Socket],
@@ -280,6 +295,8 @@ def read_sock_diag(tcp_states: int, udp: bool = True, sport: int | None = None,
                         raise
                     _one_tcp_walk[0] = False
                     del out[start:]  # nothing of a refused dump is kept
+                    if cache is not None:
+                        del cache.keys[start:]
             for family in (socket.AF_INET, socket.AF_INET6):
                 seq += 1
                 _request(nl, family, proto, states, seq, attrs)

@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 from collections.abc import Mapping
+from itertools import compress, repeat
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -153,20 +154,26 @@ class Sampler:
             self._sport = None
             self.all_states, self.count_connections = saved
 
-    def _keep(self, socks: list[Socket], counts: dict[int, int]) -> list[Socket]:
-        """Count connections per local port, then drop the states not asked for."""
+    def _keep(self, socks: list[Socket], counts: dict[int, int],
+              keys: list[bytes | None] | None = None
+              ) -> tuple[list[Socket], list[bytes | None] | None]:
+        """Count connections per local port, then drop the states not asked for (and
+        their parse keys, when given: one per socket)."""
         if not self.count_connections:
-            return socks
+            return socks, keys
         for s in socks:
             if s.proto == "tcp" and s.state != LISTEN and s.state != TIME_WAIT:
                 counts[s.lport] = counts.get(s.lport, 0) + 1
         if self.all_states:
-            return socks
-        return [s for s in socks if s.proto == "udp" or s.state == LISTEN or s.state == TIME_WAIT]
+            return socks, keys
+        kept = [s.proto == "udp" or s.state == LISTEN or s.state == TIME_WAIT for s in socks]
+        return list(compress(socks, kept)), None if keys is None else list(compress(keys, kept))
 
     # Linux -----------------------------------------------------------------------------
 
-    def _read_kernel(self, notes: list[str]) -> list[Socket]:
+    def _read_kernel(self, notes: list[str]
+                     ) -> tuple[list[Socket], list[bytes | None] | None]:
+        """The kernel's sockets, and their parse keys when the parse cache read them."""
         sport = self._sport
         mask = kernel.LISTEN_MASK if sport is not None else \
             kernel.state_mask(self.all_states or self.count_connections)
@@ -174,9 +181,9 @@ class Sampler:
         if self.reader == "sock_diag":
             for _ in range(NETLINK_TRIES):
                 try:
-                    # A port's sockets are not the last dump's: no cache for them.
-                    return kernel.read_sock_diag(
-                        mask, sport=sport, cache=self._parsed if sport is None else None)
+                    if sport is not None:  # not the whole dump: no cache for it
+                        return kernel.read_sock_diag(mask, sport=sport), None
+                    return kernel.read_sock_diag(mask, cache=self._parsed), self._parsed.keys
                 except kernel.KernelUnavailable as exc:
                     failed = exc
                     if exc.errno not in kernel.TRANSIENT:
@@ -191,7 +198,7 @@ class Sampler:
         notes.extend(self._notes)
         try:
             socks = kernel.read_proc_net(mask, root=self._holders.root)
-            return socks if sport is None else [s for s in socks if s.lport == sport]
+            return (socks if sport is None else [s for s in socks if s.lport == sport]), None
         except kernel.KernelUnavailable as exc:
             if failed is None:
                 raise
@@ -206,13 +213,18 @@ class Sampler:
         index = self._holders
         first = not index.full_scans
         index.prepare()  # the first sample's fd scan runs while the kernel is read
-        socks = self._keep(self._read_kernel(notes), counts)
+        raw, keys = self._read_kernel(notes)
+        if keys is not None and len(keys) != len(raw):
+            keys = None  # not one per socket: nothing is filed back
+        socks, keys = self._keep(raw, counts, keys)
         # TIME_WAIT sockets (most of them, on a busy machine) have no inode and no owner:
         # they pass through untouched.
-        owned = [i for i, s in enumerate(socks) if s.inode]
-        owners = index.update(socks[i].inode for i in owned)
-        procs = self._procs.collect({p for i in owned for p in owners.get(socks[i].inode, ())},
-                                    self.ancestors)
+        inodes = [s.inode for s in socks if s.inode]
+        owners = index.update(inodes)
+        get = owners.get
+        # Each holder set once (most sockets share one), in C.
+        sets = set(map(get, inodes, repeat(())))
+        procs = self._procs.collect(set[int]().union(*sets), self.ancestors)
         ppids = {pid: info.ppid for pid, info in procs.items()}
         fd_faults, proc_faults = index.faults, self._procs.faults
         # With pidfds: each holder and one socket it holds (to check the fd it was seen on).
@@ -225,9 +237,12 @@ class Sampler:
         # one tuple built directly.
         judged: dict[tuple[int, ...], tuple[tuple[int, ...], int | None, str | None]] = {}
         new = tuple.__new__
-        for i in owned:
-            s = socks[i]
-            found = owners.get(s.inode, ())
+        replace = self._parsed.replace
+        for i, s in enumerate(socks):
+            inode = s.inode
+            if not inode:
+                continue
+            found = get(inode, ())
             verdict = judged.get(found)
             if verdict is None:
                 # A holder that vanished since the fd scan is dropped, not guessed at.
@@ -242,7 +257,13 @@ class Sampler:
                     for p in pids:
                         together.setdefault(p, set()).update(pids)
             pids, owner, user = verdict
-            socks[i] = new(Socket, (*s[:9], pids, owner, user or user_name(s.uid), *s[12:]))
+            user = user or user_name(s.uid)
+            # A socket the parse took from the last sample carries what was found then:
+            # kept as it is when that still holds (the view then sees the same object).
+            if s.holders != pids or s.pid != owner or s.user != user:
+                socks[i] = new(Socket, (*s[:9], pids, owner, user, *s[12:]))
+                if keys is not None:
+                    replace(keys[i], socks[i])
             if pids:
                 continue
             if any(p in proc_faults for p in found) or (not found and unreadable):
