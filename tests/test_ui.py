@@ -12,7 +12,6 @@ from textual.command import CommandList
 from textual.widgets import Input
 
 from conftest import Spawner, alive
-from portside import view
 from portside.backend import PortHolders
 from portside.demo import DEMO_IDENTITY, DEMO_MONOTONIC, DemoBackend, demo_snapshot
 from portside.model import Snapshot
@@ -22,7 +21,6 @@ from portside.ui.dialogs import ConfirmScreen, TextScreen
 from portside.ui.main import FULL_GC, NO_FULL_PASS, FilterReady
 from portside.ui.table import SocketTable
 from portside.ui.widgets import Banner, DetailsPane, FilterInput, StatusLine
-from portside.view import RowKey
 from uikit import (
     SIZE,
     demo_app,
@@ -584,16 +582,18 @@ async def test_refresh_samples_now() -> None:
 
 
 async def test_the_sampler_is_restarted_if_it_dies(monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = [True]
-    real = view.row_keys
+    from portside.ui.main import MainScreen
 
-    def row_keys(snap: Snapshot) -> list[RowKey]:
+    broken = [True]
+    real = MainScreen.take_sample
+
+    def take_sample(self: MainScreen, snap: Snapshot, sampled_at: float) -> None:
         if broken[0]:
             broken[0] = False
             raise RuntimeError("the sampler loop broke")  # a bug outside the sample's try
-        return real(snap)
+        real(self, snap, sampled_at)
 
-    monkeypatch.setattr("portside.ui.app.row_keys", row_keys)
+    monkeypatch.setattr(MainScreen, "take_sample", take_sample)
     backend = SpyBackend()
     app = PortsideApp(backend, interval=0.5)
     async with running(app) as pilot:

@@ -215,3 +215,38 @@ def test_the_details_index_follows_each_snapshot() -> None:
     s2 = later(snap, 2, gone=frozenset({2301}))
     m.apply(s2, s2.monotonic)
     assert m.sockets_of(2301) == []  # the next snapshot's index, not the last one's
+
+
+def test_a_socket_kept_by_the_sampler_finds_its_row_without_a_key(
+        monkeypatch: object) -> None:
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    m = TableModel(sort_column="pid")
+    snap = demo_snapshot()
+    m.apply(snap, DEMO_MONOTONIC)
+    view = m.view
+    made: list[Socket] = []
+    real = Socket.key
+
+    def counted(self: Socket) -> tuple[object, ...]:
+        made.append(self)
+        return real.fget(self)  # type: ignore[attr-defined, no-any-return]
+
+    monkeypatch.setattr(Socket, "key", property(counted))
+    # The same socket objects two seconds on (as the sampler hands on unchanged ones).
+    same = snap._replace(monotonic=snap.monotonic + 2, taken_at=snap.taken_at + 2)
+    m.apply(same, same.monotonic)
+    assert made == [] and m.view is view and [r.sock for r in m.view] == [
+        r.sock for r in view]
+    # One socket with a new holder (a new object): only its key is made, and the view is
+    # sorted again (by PID: it moves past every other holder).
+    listener = next(s for s in snap.sockets if s.state == "LISTEN" and s.lport == 8000)
+    closing = listener._replace(holders=(99999,), pid=99999)
+    moved = same._replace(sockets=tuple(closing if s is listener else s
+                                        for s in snap.sockets), monotonic=same.monotonic + 2)
+    m.apply(moved, moved.monotonic)
+    assert made == [closing]
+    pids = [r.sock.pid for r in m.view if r.sock.pid is not None]
+    assert pids[-1] == 99999 and pids == sorted(pids) and m.view is not view
+    assert m.rows[closing.key].mark == CHANGED and m.rows[closing.key].sock is closing

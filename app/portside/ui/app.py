@@ -26,7 +26,7 @@ from ..backend import Backend
 from ..fmt import format_duration, safe_text
 from ..model import Snapshot
 from ..query import as_typed
-from ..view import TableModel, row_keys
+from ..view import TableModel
 from .main import MainScreen
 
 MAX_BACKOFF = 60.0
@@ -160,12 +160,9 @@ class PortsideApp(App[int]):
                 self.post_message(SampleFailed(f"{type(exc).__name__}: {exc}", wait))
             else:
                 failures = 0
-                # Row keys are made here, off the UI thread: at 50k sockets that is ~10 ms
-                # the UI does not spend.
-                keys = row_keys(snap)
                 if cancelled.is_set() or not self.is_running:
                     return  # replaced meanwhile (say, by all states): this one is stale
-                self.main.take_sample(snap, keys, began)
+                self.main.take_sample(snap, began)
             cancelled.wait(wait)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -264,11 +264,11 @@ class MainScreen(Screen[None]):
         self._take(snap, keys)
         self.sample_taken(snap, sampled_at)
 
-    def take_sample(self, snap: Snapshot, keys: list[RowKey], sampled_at: float) -> None:
+    def take_sample(self, snap: Snapshot, sampled_at: float) -> None:
         """On the sampler's thread: the snapshot into the model (the dict diff and the
-        sort: 100-200 ms at 100k sockets, which keys typed meanwhile would wait through on
-        the UI thread), then the screen is told."""
-        self._take(snap, keys)
+        sort: up to ~100 ms at 100k sockets, which keys typed meanwhile would wait through
+        on the UI thread), then the screen is told."""
+        self._take(snap, None)
         self.post_message(SampleTaken(snap, sampled_at))
 
     def _take(self, snap: Snapshot, keys: list[RowKey] | None) -> None:
