@@ -14,6 +14,7 @@ def run(args: argparse.Namespace, err: TextIO) -> int:
     """Run the dashboard in this terminal; exit 70 with one line if it stops on an error."""
     from ..system.backend import LiveBackend
     from ..system.kernel import check_available
+    from ..ui import quiet
     from ..ui.app import PortsideApp
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -21,6 +22,7 @@ def run(args: argparse.Namespace, err: TextIO) -> int:
                   "`portside list` (see portside --help)\n")
         return EXIT_USAGE
     check_available()  # else exit 69 with the reason, before the screen is taken over
+    quiet.install()  # the terminal's input thread wakes less while nobody types
     app = PortsideApp(LiveBackend(), query=list(args.query), interval=args.interval,
                       watch=args.watch, grace=args.grace, settle=args.settle,
                       handle_signals=True)

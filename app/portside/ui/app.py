@@ -27,6 +27,7 @@ from ..fmt import format_duration, safe_text
 from ..model import Snapshot
 from ..query import as_typed
 from ..view import TableModel
+from . import quiet
 from .main import MainScreen
 
 MAX_BACKOFF = 60.0
@@ -130,6 +131,7 @@ class PortsideApp(App[int]):
         """Asked to stop (kill, a closed terminal): leave the way q does, so the terminal
         is restored (alternate screen, mouse, echo), with 128 + the signal, as a shell says."""
         self.workers.cancel_all()
+        quiet.wake()  # the terminal's input thread may be in a long wait: no key came
         self.exit(return_code=128 + sig)
 
     # Sampling ---------------------------------------------------------------------------
