@@ -186,11 +186,12 @@ def test_a_workers_masks_pick_the_rows_the_plain_filter_picks() -> None:
         assert masked[1] == plain[1]
         typed = text
     assert typed
-    # The masks are for the rows they were made from: a sample that moves a row (a gone
-    # one goes last) has its rows tried afresh.
+    # The masks are for the rows they were made from: samples that move a row (it goes,
+    # then comes back, last) have their rows tried afresh.
     assert m.compose(rows, parse("python"), keep=False) is not None
-    s2 = later(snap, 2, gone=frozenset({2301}))
-    m.apply(s2, s2.monotonic)
+    for seconds, gone in ((2, frozenset({2301})), (6, frozenset({2301})), (8, frozenset())):
+        step = later(snap, seconds, gone=gone)
+        m.apply(step, step.monotonic)
     now = list(m.rows.values())
     assert len(now) == len(rows) and [r.key for r in now] != [r.key for r in rows]
     python = parse("python")
@@ -250,3 +251,47 @@ def test_a_socket_kept_by_the_sampler_finds_its_row_without_a_key(
     pids = [r.sock.pid for r in m.view if r.sock.pid is not None]
     assert pids[-1] == 99999 and pids == sorted(pids) and m.view is not view
     assert m.rows[closing.key].mark == CHANGED and m.rows[closing.key].sock is closing
+
+
+def test_rows_follow_a_churning_table_and_keep_no_stale_socket() -> None:
+    import random
+
+    rnd = random.Random(7)
+    base = demo_snapshot()
+    m = TableModel()
+    live: dict[int, Socket] = {}  # port -> the socket object the "sampler" hands on
+    next_port = 20000
+    gone_at: dict[tuple[object, ...], float] = {}
+    for step in range(40):
+        mono = base.monotonic + step
+        for port in list(live):
+            r = rnd.random()
+            if r < 0.1:
+                del live[port]  # closed
+            elif r < 0.2:
+                live[port] = live[port]._replace(holders=(rnd.choice((1, 2, 3)),))
+        for _ in range(rnd.randint(0, 4)):
+            live[next_port] = Socket("tcp", "ipv4", "127.0.0.1", next_port, None, None,
+                                     "LISTEN", next_port, 0, (1,), 1, "root")
+            next_port += 1
+        snap = base._replace(sockets=tuple(live.values()), monotonic=mono,
+                             taken_at=base.taken_at + step)
+        before = set(m.rows)
+        m.apply(snap, mono)
+        current = {s.key: s for s in snap.sockets}
+        for key in before - set(current):
+            gone_at.setdefault(key, mono)
+        for key in current:
+            gone_at.pop(key, None)
+        # Every socket has its row, holding this very object; the rows that went stay
+        # GONE_SECONDS, marked, and nothing else is left.
+        assert all(m.rows[k].sock is s and m.rows[k].mark != GONE for k, s in current.items())
+        kept_gone = {k for k, t in gone_at.items() if mono - t < 3.0}
+        assert set(m.rows) == set(current) | kept_gone
+        assert all(m.rows[k].mark == GONE for k in kept_gone)
+        ports = [r.sock.lport for r in m.view]
+        assert sorted(ports) == ports and len(m.view) == len(m.rows)
+        # One socket object per row is remembered, none of a row that left.
+        assert len(m._by_sock) <= len(m.rows)
+        assert all(m._by_sock[id(r.sock)] is r for r in m.rows.values()
+                   if r.mark != GONE)
