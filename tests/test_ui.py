@@ -812,6 +812,12 @@ def test_changed_region_is_the_box_around_changed_characters() -> None:
     assert changed_region(["a 59s", "b 10s", "c 1m"], ["a 58s", "b 10s", "c 1m"]) == (3, 0, 1, 1)
     assert changed_region(["x 9s ", "y 10s", "z"], ["x 8s ", "y 9s ", "z"]) == (2, 0, 3, 2)
     assert changed_region(["名 9s"], ["名 8s"]) is None  # wide characters: not columns
+    # Every pair of changed columns in a line, against a character-by-character compare.
+    line = "abcdefghijklmnopq"
+    for first in range(len(line)):
+        for last in range(first, len(line)):
+            other = line[:first] + line[first:last + 1].upper() + line[last + 1:]
+            assert changed_region(["-", line], ["-", other]) == (first, 1, last - first + 1, 1)
 
 
 async def test_the_clock_ticks_between_samples_only_when_they_are_late_or_paused() -> None:

@@ -112,6 +112,19 @@ def fit(text: str, width: int, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
+def _first_difference(a: str, b: str) -> int:
+    """The first index where two different strings of one length differ: halves compared
+    in C (a Python loop over a 200-column line was 2% of a sample at 50k sockets)."""
+    lo, hi = 0, len(a)  # a[:lo] == b[:lo] and a[lo:hi] != b[lo:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def changed_region(before: list[str], after: list[str]) -> tuple[int, int, int, int] | None:
     """(x, y, width, height) around the characters that differ between two lists of
     lines of the same length, or None when that is not a simple matter of columns (a
@@ -123,8 +136,7 @@ def changed_region(before: list[str], after: list[str]) -> tuple[int, int, int, 
             continue
         if len(a) != len(b) or cell_len(a) != len(a) or cell_len(b) != len(b):
             return None
-        diff = [i for i, (p, q) in enumerate(zip(a, b, strict=True)) if p != q]
-        xs += (diff[0], diff[-1])
+        xs += (_first_difference(a, b), len(a) - 1 - _first_difference(a[::-1], b[::-1]))
         ys.append(y)
     if not ys:
         return None
