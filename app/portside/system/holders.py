@@ -78,7 +78,7 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None) -> Scan:
     try:
         names = os.listdir(dir_fd)
         if pid == os.getpid():  # our own fd table holds the directory's fd: not a socket
-            names.remove(str(dir_fd))
+            names = [n for n in names if n != str(dir_fd)]
         # The fds not known to hold a socket are read (set operations in C: a holder of
         # 10k sockets costs its listdir, not a Python loop over its fds).
         unread = names if known is None else set(names).difference(known)
