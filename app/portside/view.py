@@ -66,11 +66,6 @@ class Row:
         return countdown(at_sample, self.snap_mono, now)
 
 
-def row_keys(snap: Snapshot) -> list[RowKey]:
-    """Every socket's key (the sampler thread computes these, off the UI thread)."""
-    return [s.key for s in snap.sockets]
-
-
 def fold_port(sock: Socket, listening: set[int]) -> tuple[str, int]:
     """Which port a TIME_WAIT socket drains from: the server's side of the connection."""
     if sock.lport in listening or sock.rport is None:
@@ -103,15 +98,12 @@ class TableModel:
     _index: tuple[Snapshot, dict[int, list[Socket]], dict[int, list[float]]] | None = None
     _by_sock: dict[int, Row] = field(default_factory=dict)  # id(socket) -> its row
 
-    def apply(self, snap: Snapshot, now: float, keys: list[RowKey] | None = None) -> None:
-        """Take a new snapshot: mark new, gone and changed rows, then rebuild the view.
-
-        `keys` are row_keys(snap), when the sampler thread computed them already.
-        """
+    def apply(self, snap: Snapshot, now: float) -> None:
+        """Take a new snapshot: mark new, gone and changed rows, then rebuild the view."""
         # The hot path at 100k sockets. A socket the sampler kept from the last sample is
         # the same object: its row is found by identity and only marked as seen (no key is
-        # made, nothing compared, no dict written). The rows stay in one dict, changed in
-        # place; the ones no socket came for have gone.
+        # made, nothing compared). The rows stay in one dict, changed in place; the ones
+        # no socket came for have gone.
         first = self.snapshot is None
         previous = self.snapshot
         rows = self.rows
@@ -124,54 +116,40 @@ class TableModel:
         self._gen = gen = last + 1
         added: list[Row] = []
         fresh: list[Row] = []  # rows whose sort key must be made: new or changed
-        if keys is not None and len(keys) != len(snap.sockets):
-            raise ValueError("one key per socket")
         by_sock = self._by_sock
         find = by_sock.get
         seen = 0  # rows this sample listed
-        for i, s in enumerate(snap.sockets):
+        for s in snap.sockets:
             row = find(id(s))
-            if row is not None and row.sock is s and row.gen == last:
-                row.gen = gen
-                seen += 1
-                if row.mark:
-                    if row.until <= now:
-                        row.mark = ""
-                    else:
-                        marked.add(row.key)
-                if s.state == TIME_WAIT:
-                    tw[s.lport] = tw.get(s.lport, 0) + 1
-                continue
-            key = s.key if keys is None else keys[i]
-            row = rows.get(key)
-            if row is None or row.mark == GONE:
-                if row is not None:
-                    row.mark = ""  # the gone row is replaced by a new one: retire it
+            if row is None or row.sock is not s or row.gen != last:
+                # Not the last sample's socket object: its row by key, new or changed.
+                key: RowKey = s.key
+                row = rows.get(key)
+                if row is None or row.mark == GONE:
+                    if row is not None:
+                        row.mark = ""  # the gone row is replaced by a new one: retire it
+                        self._forget(row)
+                        key = row.key  # the dict's: one key tuple per row
+                    row = rows[key] = Row(key, s, mono, new_mark, new_until)
+                    added.append(row)
+                else:
+                    before = row.sock
+                    if before.state != s.state or before.holders != s.holders:
+                        row.mark, row.until, row.sortcol = CHANGED, now + CHANGED_SECONDS, ""
+                        row.changes += 1
+                        fresh.append(row)
                     self._forget(row)
-                    key = row.key  # the dict's: one key tuple per row
-                row = rows[key] = Row(key, s, mono, new_mark, new_until)
-                added.append(row)
-                if new_mark:
-                    marked.add(key)
-            else:
-                before = row.sock
-                if before.state != s.state or before.holders != s.holders:
-                    row.mark, row.until, row.sortcol = CHANGED, now + CHANGED_SECONDS, ""
-                    row.changes += 1
-                    marked.add(key)
-                    fresh.append(row)
-                elif row.mark:
-                    if row.until <= now:
-                        row.mark = ""
-                    else:
-                        marked.add(key)
-                self._forget(row)
-                row.sock = s
-                row.snap_mono = mono
+                    row.sock = s
+                    row.snap_mono = mono
+                by_sock[id(s)] = row
             if row.gen != gen:
                 row.gen = gen
                 seen += 1
-            by_sock[id(s)] = row
+            if row.mark:  # new, changed, or marked before: kept while its time runs
+                if row.until <= now:
+                    row.mark = ""
+                else:
+                    marked.add(row.key)
             if s.state == TIME_WAIT:
                 tw[s.lport] = tw.get(s.lport, 0) + 1
         gone = 0

@@ -44,7 +44,7 @@ from ..fmt import join_cmdline, safe_text, signal_name
 from ..model import SENT, Diagnosis, SignalResult, Snapshot, Target
 from ..query import SORT_COLUMNS, Query, QueryError, parse
 from ..report import diagnosis_lines, sample_notes
-from ..view import Row, RowKey, TableModel, watch_events
+from ..view import Row, TableModel, watch_events
 from .commands import (
     BY_ID,
     COMMANDS,
@@ -257,23 +257,22 @@ class MainScreen(Screen[None]):
 
     # Samples ----------------------------------------------------------------------------
 
-    def apply_snapshot(self, snap: Snapshot, keys: list[RowKey] | None = None,
-                       sampled_at: float | None = None) -> None:
+    def apply_snapshot(self, snap: Snapshot, sampled_at: float | None = None) -> None:
         """Take a snapshot into the table: one dict diff, one sort, one repaint.
         `sampled_at`: when the sample began, by the app's clock (default: now)."""
-        self._take(snap, keys)
+        self._take(snap)
         self.sample_taken(snap, sampled_at)
 
     def take_sample(self, snap: Snapshot, sampled_at: float) -> None:
         """On the sampler's thread: the snapshot into the model (the dict diff and the
         sort: up to ~100 ms at 100k sockets, which keys typed meanwhile would wait through
         on the UI thread), then the screen is told."""
-        self._take(snap, None)
+        self._take(snap)
         self.post_message(SampleTaken(snap, sampled_at))
 
-    def _take(self, snap: Snapshot, keys: list[RowKey] | None) -> None:
+    def _take(self, snap: Snapshot) -> None:
         with self.model_lock:
-            self.model.apply(snap, self.clock(), keys)
+            self.model.apply(snap, self.clock())
         self.model.index(snap)  # what the details pane asks, made before it asks
         self._keep_out_of_gc()
 
