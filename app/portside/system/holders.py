@@ -81,7 +81,8 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None) -> Scan:
             names = [n for n in names if n != str(dir_fd)]
         # The fds not known to hold a socket are read (set operations in C: a holder of
         # 10k sockets costs its listdir, not a Python loop over its fds).
-        unread = names if known is None else set(names).difference(known)
+        listed = set(names) if known is not None else set()
+        unread = names if known is None else listed.difference(known)
         for fd in unread:
             try:
                 target = readlink(fd, dir_fd=dir_fd)
@@ -94,7 +95,7 @@ def scan_fds(root: str, pid: int, known: dict[str, int] | None = None) -> Scan:
         if known is not None:
             if not out and len(names) - len(unread) == len(known):
                 return known  # every socket fd is still open, and no new one: no change
-            still = known.keys() & set(names)
+            still = known.keys() & listed
             out.update((fd, known[fd]) for fd in still)
     except OSError as exc:
         return _failed(exc)
