@@ -312,8 +312,10 @@ def test_a_cached_dump_parses_only_what_changed_and_reads_every_timer(
         # end closes first and goes to FIN_WAIT2, the client's end to CLOSE_WAIT, then
         # TIME_WAIT once the client closes too.
         srv.close()
-        wait_for(lambda: {s.state for s in kernel.read_sock_diag(mask) if s.rport == port}
-                 == {"CLOSE_WAIT"})
+        # Both ends settled: the server's FIN acknowledged (FIN_WAIT1 -> FIN_WAIT2).
+        wait_for(lambda: {(s.rport == port, s.state) for s in kernel.read_sock_diag(mask)
+                          if s.rport == port or (s.lport == port and s.rport)}
+                 == {(True, "CLOSE_WAIT"), (False, "FIN_WAIT2")})
         closing = kernel.read_sock_diag(mask, cache=cache)
         assert _fields(closing, ports) == _fields(kernel.read_sock_diag(mask), ports)
         assert {s.state for s in closing if s.lport == port and s.rport} == {"FIN_WAIT2"}
