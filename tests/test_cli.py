@@ -288,8 +288,8 @@ def test_json_fast_path_matches_the_json_module() -> None:
     for sock in snap.sockets:
         assert json.loads(json_lines([sock], snap)) == [socket_json(sock, snap)]
     # Every TIME_WAIT row takes the formatted path; its time_left prints as round(x, 3).
-    odd = [s._replace(time_left=t) for s in snap.sockets if s.state == "TIME_WAIT"
-           for t in (0.0, 0.0005, 0.0015, 59.9995, 12.3456789, 60.0)]
+    odd = [s._replace(ends=snap.monotonic + t) for s in snap.sockets if s.state == "TIME_WAIT"
+           for t in (0.0, 0.0005, 0.0015, 59.9995, 12.3456789, 60.0, -1.0)]
     assert odd and json.loads(json_lines(odd, snap)) == [socket_json(s, snap) for s in odd]
     socks = list(snap.sockets)
     assert json.loads(json_lines(socks, snap)) == [socket_json(s, snap) for s in socks]
@@ -311,9 +311,9 @@ def test_json_fast_path_matches_the_json_module() -> None:
              for k in range(3)}
     unknown = next(s for s in socks if s.state == "LISTEN")._replace(pid=None, holders=())
     many += [unknown._replace(user="alice"), unknown._replace(user="bob", lport=1),
-             daemon._replace(state="FIN_WAIT2", raddr="10.0.0.1", rport=5, time_left=12.3456,
-                             time_left_exact=True),
-             daemon._replace(state="TIME_WAIT", time_left=0.25)]
+             daemon._replace(state="FIN_WAIT2", raddr="10.0.0.1", rport=5,
+                             ends=snap.monotonic + 12.3456, time_left_exact=True),
+             daemon._replace(state="TIME_WAIT", ends=snap.monotonic - 0.25)]
     odd_snap = snap._replace(processes=procs, port_managers=ports)
     text = json_lines(many, odd_snap)
     assert json.loads(text) == [socket_json(s, odd_snap) for s in many]
@@ -337,7 +337,7 @@ def test_list_rows_made_once_per_holder_are_the_rows_made_each_time() -> None:
     socks = [s._replace(lport=s.lport + k) for s in snap.sockets for k in range(3)]
     unknown = daemon._replace(pid=None, holders=())
     socks += [unknown._replace(user="alice"), unknown._replace(user="bob"),
-              unknown._replace(state="TIME_WAIT", user=None, time_left=3.0)]
+              unknown._replace(state="TIME_WAIT", user=None, ends=snap.monotonic + 3.0)]
     known: dict[tuple[object, ...], tuple[str, ...]] = {}
     for managed in (True, False):
         each = [list_row(s, snap, managed) for s in socks]

@@ -41,13 +41,13 @@ def test_main_pid_is_the_root_of_the_holders() -> None:
     assert main_pid((1, 2), {1: 2, 2: 1}) == 1
 
 
-def test_time_left_counts_down_from_the_sample() -> None:
+def test_time_left_counts_down_to_the_deadline() -> None:
     snap = Snapshot(taken_at=1000.0, monotonic=50.0, sockets=())
-    tw = sock(state="TIME_WAIT", time_left=30.0, time_left_exact=True)
-    assert snap.time_left(tw, 50.0) == 30.0
-    assert snap.time_left(tw, 60.5) == 19.5
-    assert snap.time_left(tw, 500.0) == 0.0
-    assert snap.time_left(sock(), 60.0) is None
+    tw = sock(state="TIME_WAIT", ends=80.0, time_left_exact=True)
+    assert snap.time_left(tw) == 30.0  # as of the sample
+    assert tw.time_left(60.5) == 19.5
+    assert tw.time_left(500.0) == 0.0
+    assert snap.time_left(sock()) is None and sock().time_left(60.0) is None
 
 
 def test_safe_text_shows_controls_and_bidi() -> None:

@@ -17,7 +17,7 @@ SOCKS = (
            "alice"),
     Socket("tcp", "ipv6", "::", 8080, None, None, "LISTEN", 2, 0, (200, 201), 200, "root"),
     Socket("tcp", "ipv4", "127.0.0.1", 3000, "127.0.0.1", 51000, "TIME_WAIT",
-           time_left=12.5, time_left_exact=True),
+           ends=17.5, time_left_exact=True),
     Socket("udp", "ipv4", "0.0.0.0", 5353, None, None, "NONE", 3, 0, (), None, "root"),
     Socket("tcp", "ipv4", "10.1.2.3", 40000, "93.184.216.34", 443, "ESTABLISHED", 4, 1000,
            (100,), 100, "alice"),

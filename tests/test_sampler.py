@@ -230,11 +230,13 @@ def test_portable_path_and_estimated_time_wait() -> None:
     states = sorted((s.state, s.family, s.pid) for s in snap.sockets)
     assert states == [("LISTEN", "ipv4", 42), ("NONE", "ipv6", 7), ("TIME_WAIT", "ipv4", None)]
     tw = next(s for s in snap.sockets if s.state == "TIME_WAIT")
-    assert tw.time_left_exact is False and tw.time_left is not None
-    assert 59.0 < tw.time_left <= 60.0
+    left = snap.time_left(tw)
+    assert tw.time_left_exact is False and left is not None
+    assert 59.0 < left <= 60.0
     later = sampler.sample()
     tw2 = next(s for s in later.sockets if s.state == "TIME_WAIT")
-    assert tw2.time_left is not None and tw2.time_left <= tw.time_left
+    left2 = later.time_left(tw2)
+    assert tw2.ends == tw.ends and left2 is not None and left2 < left  # counted down
     assert snap.processes[42].name == "proc42"
     assert len(Sampler(reader="psutil", ps=fake, all_states=True).sample().sockets) == 4
 
@@ -332,8 +334,8 @@ def test_an_unchanged_socket_is_the_same_object_until_its_holders_change() -> No
             fresh = Sampler(count_connections=True).sample().sockets
             # Every socket as a sampler without a cache sees it (timers aside); UDP comes
             # after the connections left out, so a key filed at the wrong place shows.
-            same = {s._replace(time_left=None) for s in snap.sockets}
-            assert {s._replace(time_left=None) for s in fresh if s.inode} <= same
+            same = {s._replace(ends=None) for s in snap.sockets}
+            assert {s._replace(ends=None) for s in fresh if s.inode} <= same
             assert [s.holders for s in snap.sockets if s.lport == udp_port] == [(me,)]
             return found[0]
 

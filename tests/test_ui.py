@@ -307,7 +307,7 @@ def _big(n: int) -> Snapshot:
     from portside.model import Socket
     base = demo_snapshot()
     extra = tuple(Socket("tcp", "ipv4", "127.0.0.1", 20000 + i, "127.0.0.1", 40000,
-                         "TIME_WAIT", time_left=30.0) for i in range(n))
+                         "TIME_WAIT", ends=base.monotonic + 30.0) for i in range(n))
     return base._replace(sockets=base.sockets + extra)
 
 

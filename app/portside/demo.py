@@ -110,7 +110,7 @@ def _listen(family: Family, addr: str, port: int, pids: tuple[int, ...], user: s
                   pids[0] if pids else None, user)
 
 
-def _sockets() -> list[Socket]:
+def _sockets(mono: float) -> list[Socket]:
     s = [
         _listen("ipv6", "::", 3000, (2001,), "alice", 51001),
         _listen("ipv4", "127.0.0.1", 5173, (2044,), "alice", 51002),
@@ -132,11 +132,11 @@ def _sockets() -> list[Socket]:
     for i in range(24):
         left = 58.4 - i * 2.45
         s.append(Socket("tcp", "ipv6", "::ffff:127.0.0.1", 3000, "::ffff:127.0.0.1",
-                        50110 + i * 7, "TIME_WAIT", time_left=left, time_left_exact=True))
+                        50110 + i * 7, "TIME_WAIT", ends=mono + left, time_left_exact=True))
     # A test suite's client connections to postgres, closed by the client side.
     for i in range(5):
         s.append(Socket("tcp", "ipv4", "127.0.0.1", 41822 + i, "127.0.0.1", 5432, "TIME_WAIT",
-                        time_left=12.0 + i, time_left_exact=True))
+                        ends=mono + 12.0 + i, time_left_exact=True))
     return s
 
 
@@ -213,7 +213,7 @@ def demo_snapshot(all_states: bool = False, gone: frozenset[int] = frozenset(),
                   taken_at: float = DEMO_TIME, monotonic: float = DEMO_MONOTONIC) -> Snapshot:
     """The demo machine; processes in `gone` have exited (their sockets with them)."""
     procs = {pid: p for pid, p in _procs().items() if pid not in gone}
-    socks = [s for s in _sockets() + (_established() if all_states else [])
+    socks = [s for s in _sockets(monotonic) + (_established() if all_states else [])
              if not s.holders or any(p not in gone for p in s.holders)]
     socks = [s._replace(holders=tuple(p for p in s.holders if p not in gone),
                         pid=next((p for p in s.holders if p not in gone), None)) if s.holders else s

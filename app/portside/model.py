@@ -66,8 +66,15 @@ class Socket(NamedTuple):
     holders: tuple[int, ...] = ()  # every holder PID, sorted; () when unknown
     pid: int | None = None  # the main holder: the one whose parent holds nothing
     user: str | None = None  # the holder's user, else the socket owner uid's name
-    time_left: float | None = None  # TIME_WAIT only: seconds left at sample time
+    # TIME_WAIT (and an orphaned FIN_WAIT2) only: when its timer runs out, on the clock of
+    # time.monotonic(). A deadline, not a time left: an unchanged socket stays the same
+    # object from one sample to the next, however its time runs down.
+    ends: float | None = None
     time_left_exact: bool = False
+
+    def time_left(self, now: float) -> float | None:
+        """Seconds left at monotonic `now` for a socket on a timer (never negative)."""
+        return None if self.ends is None else max(0.0, self.ends - now)
 
     @property
     def key(self) -> SocketKey:
@@ -236,14 +243,9 @@ class Snapshot(NamedTuple):
         """pid -> manager for these holders of a port."""
         return {p: m for p in pids if (m := self.manager_at(p, port)) is not None}
 
-    def time_left(self, sock: Socket, now_monotonic: float) -> float | None:
-        """Seconds left for a TIME_WAIT socket at a later moment (never negative)."""
-        return countdown(sock.time_left, self.monotonic, now_monotonic)
-
-
-def countdown(left: float | None, sampled: float, now: float) -> float | None:
-    """A time left as of a sample taken at monotonic `sampled`, counted down to `now`."""
-    return None if left is None else max(0.0, left - (now - sampled))
+    def time_left(self, sock: Socket) -> float | None:
+        """Seconds a socket on a timer had left when this sample was taken."""
+        return sock.time_left(self.monotonic)
 
 
 def make_processes(procs: Mapping[int, ProcessInfo]) -> Mapping[int, ProcessInfo]:
@@ -340,6 +342,7 @@ class Orphan(NamedTuple):
     sock: Socket
     peer: ProcessInfo | None  # holds the peer's end (in CLOSE_WAIT, typically)
     peer_state: str | None
+    time_left: float | None = None  # its timer's seconds left at sample time, if on one
 
 
 class PortClaim(NamedTuple):

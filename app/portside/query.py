@@ -330,8 +330,8 @@ def sort_key(column: str, snap: Snapshot) -> Callable[[Socket], tuple[object, ..
         return p.name.lower() if p else "\uffff"
 
     def age(s: Socket) -> float:
-        if s.time_left is not None:
-            return s.time_left
+        if s.ends is not None:
+            return s.ends - snap.monotonic
         p = snap.process(s.pid)
         return (snap.taken_at - p.create_time) if p else -1.0
 

@@ -84,7 +84,7 @@ def orphans_of(socks: list[Socket], snap: Snapshot) -> tuple[Orphan, ...]:
     for s in found:
         peer = ends.get((s.raddr, s.rport, s.laddr, s.lport))
         out.append(Orphan(s, snap.process(peer.pid) if peer else None,
-                          peer.state if peer else None))
+                          peer.state if peer else None, snap.time_left(s)))
     return tuple(out)
 
 
@@ -103,8 +103,8 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult],
         p for p in (snap.process(pid) for pid in holder_pids(listeners)) if p is not None
     )
     unknown = sum(1 for s in listeners if not s.holders)
-    lefts = [s.time_left for s in tw if s.time_left is not None]
-    last = max(lefts) if lefts else None
+    ends = [s.ends for s in tw if s.ends is not None]
+    last = max(0.0, max(ends) - snap.monotonic) if ends else None
     usable = [b for b in binds if b.error != "unavailable"]
     can_bind = all(b.ok for b in usable if not b.reuseaddr)
     can_reuse = all(b.ok for b in usable if b.reuseaddr)
@@ -223,8 +223,8 @@ def _orphans(d: Diagnosis, reuse: str) -> list[str]:
         who.append("the other end at " + ", ".join(remote[:3])
                    + (f" and {len(remote) - 3} more" if len(remote) > 3 else "")
                    + " has not closed")
-    fw2 = [o.sock for o in d.orphans if o.sock.state == "FIN_WAIT2"]
-    lefts = [s.time_left for s in fw2 if s.time_left is not None]
+    lefts = [o.time_left for o in d.orphans
+             if o.sock.state == "FIN_WAIT2" and o.time_left is not None]
     if lefts:
         limit = f"in {format_duration(max(lefts))} at the latest (the kernel's FIN_WAIT2 timer)"
     elif d.fin_timeout is not None:

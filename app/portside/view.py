@@ -15,7 +15,7 @@ from typing import Final, Literal
 
 from .actions import SETTLE
 from .backend import PortHolders
-from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, countdown
+from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket
 from .query import Query, group_matches, sort_key
 
 NEW_SECONDS = 3.0  # how long a new row stays highlighted
@@ -38,11 +38,10 @@ class Row:
 
     key: RowKey
     sock: Socket
-    snap_mono: float  # monotonic time of the sample the socket comes from
     mark: Mark = ""
     until: float = 0.0  # when the mark ends (monotonic)
     count: int = 1  # > 1 for a fold
-    soonest: float | None = None  # fold: time left of the first to expire, at snap_mono
+    soonest: float | None = None  # fold: when the first to expire ends (monotonic)
     proc: ProcessInfo | None = None  # a gone row's process, as last seen
     sortkey: tuple[object, ...] = ()  # cached sort key ...
     sortcol: str = ""  # ... for this sort column ("" when stale)
@@ -59,11 +58,7 @@ class Row:
 
     def time_left(self, now: float) -> float | None:
         """Seconds left for a TIME_WAIT row at `now` (the last one, for a fold)."""
-        return self.countdown(self.sock.time_left, now)
-
-    def countdown(self, at_sample: float | None, now: float) -> float | None:
-        """A time left as of this row's sample, counted down to `now` (never negative)."""
-        return countdown(at_sample, self.snap_mono, now)
+        return self.sock.time_left(now)
 
 
 def fold_port(sock: Socket, listening: set[int]) -> tuple[str, int]:
@@ -108,7 +103,6 @@ class TableModel:
         previous = self.snapshot
         rows = self.rows
         marked: set[RowKey] = set()
-        mono = snap.monotonic
         tw: dict[int, int] = {}
         new_mark: Mark = "" if first else NEW
         new_until = now + NEW_SECONDS
@@ -130,7 +124,7 @@ class TableModel:
                         row.mark = ""  # the gone row is replaced by a new one: retire it
                         self._forget(row)
                         key = row.key  # the dict's: one key tuple per row
-                    row = rows[key] = Row(key, s, mono, new_mark, new_until)
+                    row = rows[key] = Row(key, s, new_mark, new_until)
                     added.append(row)
                 else:
                     before = row.sock
@@ -140,7 +134,6 @@ class TableModel:
                         fresh.append(row)
                     self._forget(row)
                     row.sock = s
-                    row.snap_mono = mono
                 by_sock[id(s)] = row
             if row.gen != gen:
                 row.gen = gen
@@ -352,7 +345,7 @@ class TableModel:
             if len(members) == 1:
                 out.append(members[0])
                 continue
-            lefts = [m.sock.time_left or 0.0 for m in members]
+            ends = [m.sock.ends or 0.0 for m in members]
             first = members[0]
             base = first.sock
             # A synthetic socket that sorts and filters like its members.
@@ -360,11 +353,11 @@ class TableModel:
                 lport=port if side == "local" else base.lport,
                 rport=port if side == "remote" else None,
                 raddr=None if side == "local" else base.raddr,
-                time_left=max(lefts),
+                ends=max(ends),
             )
             mark: Mark = NEW if any(m.mark == NEW for m in members) else ""
-            out.append(Row(("fold", proto, side, port), sock, first.snap_mono, mark,
-                           max(m.until for m in members), len(members), min(lefts)))
+            out.append(Row(("fold", proto, side, port), sock, mark,
+                           max(m.until for m in members), len(members), min(ends)))
         return out
 
     # Queries of the view ----------------------------------------------------------------
@@ -389,11 +382,10 @@ class TableModel:
             return 0, None, None
         # The details panel asks on every sample and cursor move: the snapshot's sockets
         # (a row that is not gone is a socket of the snapshot), through its index.
-        lefts = self.index(snap)[1].get(port)
-        if not lefts:
+        ends = self.index(snap)[1].get(port)
+        if not ends:
             return 0, None, None
-        return (len(lefts), countdown(min(lefts), snap.monotonic, now),
-                countdown(max(lefts), snap.monotonic, now))
+        return len(ends), max(0.0, min(ends) - now), max(0.0, max(ends) - now)
 
     def sockets_of(self, pid: int) -> list[Socket]:
         """Every socket of the snapshot held by this process."""
@@ -402,21 +394,21 @@ class TableModel:
         return self.index(self.snapshot)[0].get(pid, [])
 
     def index(self, snap: Snapshot) -> tuple[dict[int, list[Socket]], dict[int, list[float]]]:
-        """The snapshot's sockets by holder PID, and its TIME_WAIT time left by local port:
+        """The snapshot's sockets by holder PID, and its TIME_WAIT deadlines by local port:
         made once a snapshot (at 100k sockets a pass over them is ~30 ms, which every
         cursor move would pay), on the sampler's thread when it took the snapshot."""
         made = self._index
         if made is not None and made[0] is snap:
             return made[1], made[2]
         by_pid: dict[int, list[Socket]] = {}
-        left: dict[int, list[float]] = {}
+        ends: dict[int, list[float]] = {}
         for s in snap.sockets:
             for p in s.holders:
                 by_pid.setdefault(p, []).append(s)
-            if s.state == TIME_WAIT and s.time_left is not None:
-                left.setdefault(s.lport, []).append(s.time_left)
-        self._index = (snap, by_pid, left)  # one tuple, set at once: threads may ask
-        return by_pid, left
+            if s.state == TIME_WAIT and s.ends is not None:
+                ends.setdefault(s.lport, []).append(s.ends)
+        self._index = (snap, by_pid, ends)  # one tuple, set at once: threads may ask
+        return by_pid, ends
 
 
 # Watching ports --------------------------------------------------------------------------

@@ -273,7 +273,7 @@ def synthetic(n: int, seed: int, mono: float) -> Any:
         if rnd.random() < 0.05:  # 5% churn per tick
             continue
         socks.append(Socket("tcp", "ipv4", "127.0.0.1", 3000 + i % 50, "127.0.0.1",
-                            10000 + i, "TIME_WAIT", time_left=60.0 - (i % 60),
+                            10000 + i, "TIME_WAIT", ends=mono + 60.0 - (i % 60),
                             time_left_exact=True))
     return Snapshot(taken_at=base.taken_at, monotonic=mono, sockets=tuple(socks),
                     processes=base.processes, gaps=base.gaps, connections=base.connections)
@@ -467,7 +467,8 @@ def filter_typing(population: int = 100000, gap: float = 0.02) -> dict[str, Any]
         socks.append(Socket("tcp", "ipv4", f"127.0.{i // 50000}.1", 3000 + i % 50,
                             "127.0.0.1", 10000 + i % 50000,
                             "ESTABLISHED" if pid else "TIME_WAIT", pid=pid,
-                            holders=(pid,) if pid else (), time_left=None if pid else 30.0))
+                            holders=(pid,) if pid else (),
+                            ends=None if pid else DEMO_MONOTONIC + 30.0))
     snap = base._replace(sockets=tuple(socks))
     app = PortsideApp(DemoBackend(), clock=lambda: DEMO_MONOTONIC, live=False)
     gaps: list[float] = []

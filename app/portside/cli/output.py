@@ -38,7 +38,7 @@ def socket_json(sock: Socket, snap: Snapshot) -> dict[str, Any]:
         "process": proc.name if proc else None,
         "user": sock.user,
         "cmdline": list(proc.cmdline) if proc and proc.cmdline is not None else None,
-        "time_left": round(sock.time_left, 3) if sock.time_left is not None else None,
+        "time_left": None if sock.ends is None else round(snap.time_left(sock) or 0.0, 3),
         "time_left_exact": sock.time_left_exact,
         "managed_by": manager_json(snap.manager(sock)),
     }
@@ -78,10 +78,13 @@ def json_lines(socks: list[Socket], snap: Snapshot) -> str:
     fmt, sfmt, dumps, TW = _TW_JSON, _SOCK_JSON, json.dumps, TIME_WAIT
     known: dict[tuple[object, ...], tuple[str, str]] = {}
     lines = []
+    mono = snap.monotonic
     for s in socks:
-        if s.state == TW and s.raddr is not None and s.time_left is not None:
+        ends = s.ends
+        if s.state == TW and s.raddr is not None and ends is not None:
             lines.append(fmt % (s.proto, s.family, s.laddr, s.lport, s.raddr, s.rport,
-                                s.time_left, "true" if s.time_left_exact else "false"))
+                                ends - mono if ends > mono else 0.0,
+                                "true" if s.time_left_exact else "false"))
             continue
         manager = snap.manager(s)
         key = (s.pid, s.holders, s.user, manager)
@@ -95,7 +98,7 @@ def json_lines(socks: list[Socket], snap: Snapshot) -> str:
             s.proto, s.family, s.laddr, s.lport,
             "null" if s.raddr is None else f'"{s.raddr}"',
             "null" if s.rport is None else s.rport, s.state, parts[0],
-            "null" if s.time_left is None else f"{s.time_left:.3f}",
+            "null" if ends is None else f"{max(0.0, ends - mono):.3f}",
             "true" if s.time_left_exact else "false", parts[1]))
     if not lines:
         return "[]\n"
@@ -135,7 +138,7 @@ def diagnosis_json(d: Diagnosis, snap: Snapshot) -> dict[str, Any]:
         "binds": [{"address": b.address, "reuseaddr": b.reuseaddr, "ok": b.ok,
                    "error": b.error} for b in d.binds],
         "orphans": [{"state": o.sock.state, "remote_address": o.sock.raddr,
-                     "remote_port": o.sock.rport, "time_left": o.sock.time_left,
+                     "remote_port": o.sock.rport, "time_left": o.time_left,
                      "peer_pid": o.peer.pid if o.peer else None,
                      "peer_process": o.peer.name if o.peer else None,
                      "peer_state": o.peer_state} for o in d.orphans],
@@ -172,8 +175,9 @@ def list_row(s: Socket, snap: Snapshot, managers: bool = False,
                "up " + format_duration(snap.taken_at - proc.create_time) if proc else "")
         if known is not None:
             known[key] = who
-    if s.time_left is not None:
-        when = time_left_cell(s.time_left, s.time_left_exact) + " left"
+    left = snap.time_left(s)
+    if left is not None:
+        when = time_left_cell(left, s.time_left_exact) + " left"
     else:
         when = who[4]
     row = [s.proto_label, format_endpoint(s.laddr, s.lport),

@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 from ..model import Family, Proto, Socket, State
 
@@ -128,19 +129,21 @@ TCP_BOTH = -1
 _one_tcp_walk = [True]
 
 
-def _receive(sock: socket.socket, seq: int) -> list[bytes]:
-    """Datagrams up to the one that seems to end the dump; the parse checks it properly.
+def _receive(sock: socket.socket, seq: int) -> list[tuple[bytes, float]]:
+    """Datagrams up to the one that seems to end the dump, each with the monotonic time
+    it came (its timers count from then); the parse checks the end properly.
 
     Received first and parsed after: the kernel walks its socket tables as we read, and
     a slow reader lets sockets that close meanwhile shift the walk past live ones.
     """
-    chunks: list[bytes] = []
+    chunks: list[tuple[bytes, float]] = []
+    clock = time.monotonic
     while True:
         # The kernel fills dump datagrams up to ~32 KB: a bigger buffer is only slower.
         data = sock.recv(1 << 16)
         if not data:
             raise KernelUnavailable(errno.EIO, "sock_diag: empty reply")
-        chunks.append(data)
+        chunks.append((data, clock()))
         if len(data) >= 20:
             # NLMSG_DONE (20 bytes, our sequence number) closes the last datagram; an
             # error comes alone.
@@ -155,7 +158,8 @@ class ParseCache:
     """The sockets of the last dump by their raw messages, so that a dashboard's next
     sample parses only the sockets that changed: an unchanged message, byte for byte,
     is the same socket (the kernel's cookie in it is never reused). A TIME_WAIT socket
-    is keyed without its timer, which is read on every sample.
+    is keyed without its timer and carries its deadline, so an unchanged one is the same
+    object too; its timer is still read every sample, as a segment re-arms it.
 
     One per sampler: `begin()` before a dump, `end()` once it was read whole; each dump
     keeps only its own sockets. `keys` has each socket's key, in the dump's order (None
@@ -180,46 +184,60 @@ class ParseCache:
 
 
 _HEAD = struct.Struct("=IH")  # a message's length and type
-_EXPIRES = struct.Struct("=I")
+# A socket message's length, type, state and timer (expires, in ms).
+_HEAD_TIMER = struct.Struct("=IH11xB50xI")
 _BODY, _TIMER, _TAIL = 16, 68, 88  # offsets in a socket message (see _FULL)
+# A deadline read again within this many seconds of the one known is the same: it is
+# computed from a timer in ms and the moment its datagram came (a dump of 100k sockets
+# takes ~40 ms). A TIME_WAIT timer re-armed by a late segment moves by seconds.
+_SLACK = 0.25
 
 
-def _parse_cached(data: bytes, proto: str, out: list[Socket], cache: ParseCache) -> bool:
+def _parse_cached(data: bytes, proto: str, out: list[Socket], cache: ParseCache,
+                  base: float = 0.0) -> bool:
     """_parse_chunk, taking each unchanged socket from the last dump."""
     keys = cache.keys
     if not cache.last:  # the first dump: nothing to take, so the fastest parse, then keys
         start = len(out)
-        done = _parse_chunk(data, proto, out)
+        done = _parse_chunk(data, proto, out, base)
         _remember(data, proto, out, start, cache)
         return done
     # Taken out of the last dump as found: its keys are freed as the new ones are made.
-    head, get, now = _HEAD.unpack_from, cache.last.pop, cache.now
-    append, new, add = out.append, tuple.__new__, keys.append
-    expires = _EXPIRES.unpack_from
+    # The hot loop of a dashboard at 50k sockets: one unpack per message, locals only.
+    head, get, now = _HEAD_TIMER.unpack_from, cache.last.pop, cache.now
+    append, add = out.append, keys.append
     tw = -1 if proto == "udp" else STATE_NUMBERS["TIME_WAIT"]
+    slack, low = _SLACK, -_SLACK
     offset, end = 0, len(data) - _FULL.size
     while offset <= end:
-        length, mtype = head(data, offset)
+        length, mtype, state, ms = head(data, offset)
         if length < 16 or (mtype != SOCK_DIAG_BY_FAMILY and mtype != TCPDIAG_GETSOCK):
             break  # the end of the dump or an error: read below, as _parse_chunk does
-        step = (length + 3) & ~3
-        timed = data[offset + _BODY + 1] == tw
-        key = data[offset + _BODY:offset + (_TIMER if timed else _TAIL)]
-        sock = get(key, None)
-        if sock is None:
-            one: list[Socket] = []
-            _parse_chunk(data[offset:offset + max(step, _FULL.size)], proto, one)
-            sock = one[0]
-        elif timed:
-            (ms,) = expires(data, offset + _TIMER)
-            sock = new(Socket, (*sock[:12], ms / 1000.0, True))
+        if state == tw:
+            # Most sockets of a busy machine: kept whole unless its timer was re-armed.
+            key = data[offset + _BODY:offset + _TIMER]
+            sock = get(key, None)
+            if sock is None or not low < base + ms / 1000.0 - sock[12] < slack:
+                sock = _parse_one(data, offset, length, proto, base)
+        else:
+            key = data[offset + _BODY:offset + _TAIL]
+            sock = get(key, None)
+            if sock is None:
+                sock = _parse_one(data, offset, length, proto, base)
         now[key] = sock
         append(sock)
         add(key)
-        offset += step
-    done = offset < len(data) and _parse_chunk(data[offset:], proto, out)
+        offset += (length + 3) & ~3
+    done = offset < len(data) and _parse_chunk(data[offset:], proto, out, base)
     keys.extend([None] * (len(out) - len(keys)))  # sockets after a control message
     return done
+
+
+def _parse_one(data: bytes, offset: int, length: int, proto: str, base: float) -> Socket:
+    """The socket of the message at `offset` (a new one, or one that changed)."""
+    one: list[Socket] = []
+    _parse_chunk(data[offset:offset + max((length + 3) & ~3, _FULL.size)], proto, one, base)
+    return one[0]
 
 
 def _remember(data: bytes, proto: str, out: list[Socket], start: int,
@@ -243,8 +261,8 @@ def _remember(data: bytes, proto: str, out: list[Socket], start: int,
 
 def _read_dump(sock: socket.socket, seq: int, proto: str, out: list[Socket],
                cache: ParseCache | None = None) -> None:
-    while not any(_parse_chunk(c, proto, out) if cache is None else
-                  _parse_cached(c, proto, out, cache) for c in _receive(sock, seq)):
+    while not any(_parse_chunk(c, proto, out, at) if cache is None else
+                  _parse_cached(c, proto, out, cache, at) for c, at in _receive(sock, seq)):
         pass  # a tail that only looked like the end: receive on
 
 
@@ -328,8 +346,9 @@ _ADDR6: dict[bytes, str] = {}
 _LITTLE = sys.byteorder == "little"
 
 
-def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> bool:
-    """Append the datagram's sockets to `out`; True once the dump's end is in it."""
+def _parse_chunk(data: bytes, proto: str, out: list[Socket], base: float = 0.0) -> bool:
+    """Append the datagram's sockets to `out`; True once the dump's end is in it. `base`:
+    the monotonic time the datagram came, which its timers count from."""
     # The hot loop at 50k sockets: one unpack per message, locals only, cached addresses,
     # tuples built directly (a NamedTuple's constructor costs twice as much).
     unpack = _FULL.unpack_from
@@ -369,7 +388,7 @@ def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> bool:
         rport = dp
         if st == tw:  # most sockets of a busy machine: the shortest way through
             append(new(Socket, (proto, family, la, sp, ra, rport, "TIME_WAIT",
-                                0, None, (), None, None, expires / 1000.0, True)))
+                                0, None, (), None, None, base + expires / 1000.0, True)))
             continue
         state = "NONE" if is_udp else states.get(st, "CLOSE")
         if rport == 0 and ra == unspecified:
@@ -378,7 +397,7 @@ def _parse_chunk(data: bytes, proto: str, out: list[Socket]) -> bool:
         elif st == fw2 and not inode:
             # An orphaned FIN_WAIT2 (its process closed it) lives on a timer, like TIME_WAIT.
             append(new(Socket, (proto, family, la, sp, ra, rport, state,
-                                0, None, (), None, None, expires / 1000.0, True)))
+                                0, None, (), None, None, base + expires / 1000.0, True)))
         else:
             append(new(Socket, (proto, family, la, sp, ra, rport, state,
                                 inode, uid, (), None, None, None, False)))
@@ -413,6 +432,7 @@ def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> lis
     out: list[Socket] = []
     found = False
     error: OSError | None = None
+    now = time.monotonic()
     for proto, name, v6 in files:
         try:
             with open(f"{root}/net/{name}", encoding="ascii") as fh:
@@ -445,7 +465,7 @@ def read_proc_net(tcp_states: int, udp: bool = True, root: str = "/proc") -> lis
             if state == "TIME_WAIT" or (st == FIN_WAIT2 and not inode):
                 when = int(f[5].split(":")[1], 16)
                 out.append(Socket(proto, family, la, lport, raddr, rp, state,
-                                  time_left=when / _HZ, time_left_exact=True))
+                                  ends=now + when / _HZ, time_left_exact=True))
             else:
                 out.append(Socket(proto, family, la, lport, raddr, rp, state, inode,
                                   int(f[7])))

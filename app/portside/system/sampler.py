@@ -106,7 +106,6 @@ class Sampler:
     def sample(self) -> Snapshot:
         """Take one sample. Per-process errors never escape; OSError does if no reader works."""
         t0 = time.perf_counter()
-        taken_at, mono = time.time(), time.monotonic()
         notes: list[str] = []
         counts: dict[int, int] = {}
         root = _is_root()
@@ -122,7 +121,7 @@ class Sampler:
                 if self.pidfds is not None:
                     self._capture_managers(managers, procs)
         else:
-            socks, procs = self._sample_psutil(notes, mono, counts)
+            socks, procs = self._sample_psutil(notes, time.monotonic(), counts)
         gaps = gaps._replace(notes=tuple(notes))
         if gaps.inodes:  # owner_unknown(), inlined: this runs over every socket
             pending, tw = gaps.pending, TIME_WAIT
@@ -131,6 +130,9 @@ class Sampler:
         else:
             unknown = sum(1 for s in socks if owner_unknown(s, gaps))
         gaps = gaps._replace(unknown_owner=unknown)
+        # Taken once the sample is whole: the sockets' timers were read before it, so the
+        # time left as of the sample is never more than the kernel said.
+        taken_at, mono = time.time(), time.monotonic()
         return Snapshot(
             taken_at=taken_at, monotonic=mono, sockets=tuple(socks),
             processes=make_processes(procs), gaps=gaps, source=self.reader,
@@ -377,18 +379,18 @@ class Sampler:
             laddr, lport = (c.laddr[0], c.laddr[1]) if c.laddr else ("", 0)
             raddr, rport = (c.raddr[0], c.raddr[1]) if c.raddr else (None, None)
             family: Family = "ipv6" if c.family == socket.AF_INET6 else "ipv4"
-            time_left = None
+            ends = None
             if state == TIME_WAIT:
                 key = (proto, laddr, lport, raddr, rport)
                 first = self._first_seen.get(key, mono)
                 seen[key] = first
-                time_left = max(0.0, TIME_WAIT_SECONDS - (mono - first))
+                ends = first + TIME_WAIT_SECONDS
             pid = c.pid if c.pid in procs else None
             info = procs.get(pid) if pid else None
             out.append(Socket(
                 proto=proto, family=family, laddr=laddr, lport=lport, raddr=raddr,
                 rport=rport, state=state, holders=(pid,) if pid else (), pid=pid,
-                user=info.username if info else None, time_left=time_left,
+                user=info.username if info else None, ends=ends,
                 time_left_exact=False,
             ))
         self._first_seen = seen

@@ -437,7 +437,7 @@ class SocketTable(ScrollView, can_focus=True):
             _, _, side, port = row.key
             cells["address"] = f"×{row.count} sockets"
             cells["port"] = str(port) if side == "local" else f"→{port}"
-            cells["process"] = (f"first in {format_duration(row.countdown(row.soonest, now))}"
+            cells["process"] = (f"first in {format_duration(max(0.0, row.soonest - now))}"
                                 if row.soonest is not None else "")
         else:
             cells["address"] = sock.laddr
