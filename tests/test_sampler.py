@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import Spawner, make_time_wait
+from conftest import Spawner, make_time_wait, wait_for
 from portside.system.procinfo import ProcessCache, user_name
 from portside.system.sampler import Sampler
 
@@ -357,3 +358,15 @@ def test_an_unchanged_socket_is_the_same_object_until_its_holders_change() -> No
         assert alone.holders == (me,) and alone is not shared
         srv.close()
         cli.close()
+
+
+def test_a_time_wait_socket_is_the_same_object_while_its_timer_runs() -> None:
+    sampler = Sampler()
+    port = make_time_wait(1)
+    (first,) = [s for s in sampler.sample().sockets if s.lport == port]
+    wait_for(lambda: (first.time_left(time.monotonic()) or 60) < 59.5)
+    snap = sampler.sample()
+    (again,) = [s for s in snap.sockets if s.lport == port]
+    assert again is first  # a deadline: nothing of it changes while it runs down
+    left = snap.time_left(again)
+    assert left is not None and 0 < left < 59.5
