@@ -258,6 +258,35 @@ def test_core_paths_do_not_import_textual() -> None:
     assert res.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("argv", [[], ["--json"], ["--all", "--json"], [":3000"],
+                                  [":3000", "--json", "proc:node"], ["--all"],
+                                  ["--json", "--json", "user:me", ""]])
+def test_plain_list_arguments_read_as_its_parser_reads_them(argv: list[str]) -> None:
+    from portside.cli.args import command_parser, parse, plain_list_args
+
+    plain = plain_list_args(argv)
+    assert plain is not None and vars(plain) == vars(parse(command_parser("list"), argv, True))
+
+
+@pytest.mark.parametrize("argv", [["--js"], ["-proc:node"], ["--help"], ["-h"],
+                                  ["--json=1"], ["--", ":3000"], [":3000", "--bogus"]])
+def test_other_list_arguments_go_to_its_parser(argv: list[str]) -> None:
+    from portside.cli.args import plain_list_args
+
+    assert plain_list_args(argv) is None
+
+
+def test_a_plain_listing_makes_no_parser() -> None:
+    # Its help formatter and messages load shutil, locale and gettext's catalogs: ~4 ms.
+    code = ("import sys, io; from portside.cli import run; "
+            "code = run(['list', '--json', ':1'], io.StringIO(), io.StringIO(), sys.stdin); "
+            "print(code, 'shutil' in sys.modules, 'locale' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["0", "False", "False"]
+
+
 @linux
 def test_wait_free_and_listening(spawn: Spawner) -> None:
     held = spawn()

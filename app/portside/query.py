@@ -1,6 +1,7 @@
 """The filter language: parse a query, match sockets against it, sort them."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: a NamedTuple compiles each of its string
+# annotations at import, which was ~2 ms of every command's start.
 
 import ipaddress
 import shlex

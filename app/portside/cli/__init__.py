@@ -30,6 +30,7 @@ from .args import (
     EXIT_USAGE,
     command_parser,
     dashboard_parser,
+    plain_list_args,
 )
 from .args import parse as parse_args
 from .output import json_lines, socket_json
@@ -42,7 +43,8 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
     argv = list(argv)
     if argv and argv[0] in COMMANDS:
         command = argv[0]
-        args = parse_args(command_parser(command), argv[1:], command == "list")
+        plain = plain_list_args(argv[1:]) if command == "list" else None
+        args = plain or parse_args(command_parser(command), argv[1:], command == "list")
         # Each command's module is imported when it runs: `list` starts without the rest.
         try:
             if command == "list":

@@ -9,7 +9,6 @@ import sys
 from typing import Final, NoReturn
 
 from .. import __version__
-from ..actions import GRACE, SETTLE
 from ..query import SYNTAX_HELP
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_MATCH, EXIT_RETAKEN = 0, 1, 2, 3, 4
@@ -89,11 +88,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _grace(p: argparse.ArgumentParser, what: str) -> None:
+    from ..actions import GRACE  # not on `list`'s way
+
     p.add_argument("--grace", type=duration_arg, default=GRACE, metavar="S",
                    help=f"seconds to wait for {what} (default {GRACE:g})")
 
 
 def _settle(p: argparse.ArgumentParser, which: str = "") -> None:
+    from ..actions import SETTLE
+
     p.add_argument("--settle", type=duration_arg, default=SETTLE, metavar="S",
                    help=f"{which}a freed port must stay free S seconds to count as freed "
                    f"(default {SETTLE:g}; 0: the first moment it is free)")
@@ -187,13 +190,29 @@ def command_parser(command: str) -> argparse.ArgumentParser:
     return p
 
 
+_LIST_FLAGS = ("--json", "--all")
+
+
+def plain_list_args(argv: list[str]) -> argparse.Namespace | None:
+    """`list`'s arguments when they are plain (filter words, --json, --all): what its
+    parser makes of them, without making the parser, whose help formatter and messages
+    load shutil, locale and gettext's catalogs (~4 ms of a 40 ms listing). None for
+    anything else (another option, a negated term, --help): the parser reads those."""
+    if any(t.startswith("-") and t not in _LIST_FLAGS for t in argv):
+        return None
+    return argparse.Namespace(query=[t for t in argv if t not in _LIST_FLAGS],
+                              all="--all" in argv, json="--json" in argv)
+
+
 def parse(parser: argparse.ArgumentParser, argv: list[str], query: bool) -> argparse.Namespace:
     """Parse; where a query is taken, `-term` (a negated filter term) is not an option."""
     if not query:
         return parser.parse_args(argv)
+    # Words after an option come back as extras too (argparse fills QUERY once): they are
+    # filter terms, as in `list :3000 --json proc:node`.
     args, extra = parser.parse_known_args(argv)
     for token in extra:
-        if token.startswith("--") or not token.startswith("-"):
+        if token.startswith("--"):
             parser.error(f"unrecognized arguments: {token}")
     args.query = [*args.query, *extra]
     return args
