@@ -102,6 +102,7 @@ class Sampler:
         self._notes: tuple[str, ...] = ()
         self._sport: int | None = None  # sample_port(): only this local port's listeners
         self._parsed = kernel.ParseCache()  # the last dump's sockets by their messages
+        self._dumps = 0  # whole dumps read: the cache is filled from the second on
 
     def sample(self) -> Snapshot:
         """Take one sample. Per-process errors never escape; OSError does if no reader works."""
@@ -185,6 +186,12 @@ class Sampler:
                 try:
                     if sport is not None:  # not the whole dump: no cache for it
                         return kernel.read_sock_diag(mask, sport=sport), None
+                    self._dumps += 1
+                    if self._dumps == 1:
+                        # A one-shot command samples once: filing every socket's key
+                        # would only cost it (~1 µs a socket). A dashboard starts the
+                        # cache with its second sample.
+                        return kernel.read_sock_diag(mask), None
                     return kernel.read_sock_diag(mask, cache=self._parsed), self._parsed.keys
                 except kernel.KernelUnavailable as exc:
                     failed = exc
