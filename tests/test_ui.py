@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -544,10 +545,16 @@ class SpyBackend(DemoBackend):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[bool] = []
+        self.released: list[tuple[int, bool]] = []
+        self.taken: Callable[[], bool] = lambda: False
 
     def sample(self, all_states: bool) -> Snapshot:
         self.calls.append(all_states)
         return super().sample(all_states)
+
+    def release_memory(self) -> None:
+        # When: after how many samples, and whether the table had taken the last in.
+        self.released.append((len(self.calls), self.taken()))
 
 
 def sampler_running(app: PortsideApp) -> bool:
@@ -570,6 +577,15 @@ async def test_paused_means_no_sample_at_all() -> None:
         await pilot.press("space")  # resume
         await until(pilot, lambda: len(backend.calls) > taken)
         assert "PAUSED" not in header(app)
+
+
+async def test_memory_goes_back_once_each_sample_is_taken_in() -> None:
+    backend = SpyBackend()
+    app = PortsideApp(backend, interval=0.5)
+    backend.taken = lambda: app.model.snapshot is not None
+    async with running(app) as pilot:
+        await until(pilot, lambda: len(backend.released) >= 2)
+        assert backend.released[:2] == [(1, True), (2, True)]
 
 
 async def test_refresh_samples_now() -> None:

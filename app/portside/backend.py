@@ -96,3 +96,6 @@ class Backend(Protocol):
 
     def diagnose(self, port: int) -> Diagnosis:
         """The EADDRINUSE diagnosis for a port (probes bind() for real)."""
+
+    def release_memory(self) -> None:
+        """Give back to the system what the last sample freed (after it was taken in)."""

@@ -246,6 +246,9 @@ class DemoBackend:
         self.samples += 1
         return demo_snapshot(all_states, frozenset(self.gone))
 
+    def release_memory(self) -> None:
+        """Nothing to give back: the demo's snapshots are small."""
+
     def send_signal(self, target: Target, sig: int) -> SignalResult:
         """Pretend to signal; other users' processes are denied, as for a real user."""
         procs = _procs()

@@ -50,7 +50,7 @@ def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..system.sampler import Sampler
 
     query = parse(args.query, me=current_user())
-    snap = Sampler(all_states=args.all, managers=True).sample()
+    snap = Sampler(all_states=args.all, managers=True, one_shot=True).sample()
     socks = query.filter(snap)
     if args.json:
         # One object per line, in port order (a cheap sort), out in one write: at 50k

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..system.probe import diagnose
     from ..system.sampler import Sampler
 
-    snap = Sampler(all_states=True, managers=True).sample()
+    snap = Sampler(all_states=True, managers=True, one_shot=True).sample()
     d = diagnose(args.port, snap)
     if args.json:
         json.dump(diagnosis_json(d, snap), out, indent=1)

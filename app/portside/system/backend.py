@@ -12,6 +12,7 @@ from ..actions import Request
 from ..backend import Identity, PortHolders
 from ..model import Diagnosis, SignalResult, Snapshot, Target
 from . import control
+from .memory import trimmer
 from .pidfds import REGISTRY
 from .probe import diagnose
 from .procinfo import current_user
@@ -42,6 +43,7 @@ class LiveBackend:
                                 managers=True)
         self._control = Sampler(pidfds=REGISTRY, managers=True)
         self._control_lock = threading.Lock()
+        self._trim = trimmer()
 
     def sample(self, all_states: bool) -> Snapshot:
         """One snapshot; only the sampling worker calls this."""
@@ -74,4 +76,8 @@ class LiveBackend:
 
     def diagnose(self, port: int) -> Diagnosis:
         """The `portside why` diagnosis."""
-        return diagnose(port, Sampler(all_states=True, managers=True).sample())
+        return diagnose(port, Sampler(all_states=True, managers=True, one_shot=True).sample())
+
+    def release_memory(self) -> None:
+        """The C library's free pages back to the system (glibc keeps them otherwise)."""
+        self._trim()

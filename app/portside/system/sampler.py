@@ -80,8 +80,12 @@ class Sampler:
         ancestors: bool = False,
         pidfds: PidfdRegistry | None = None,
         managers: bool = False,
+        one_shot: bool = False,
     ) -> None:
         self.all_states = all_states
+        # Sampled once (a command's listing): no parse cache, as filing every socket's
+        # key for a next sample would only cost it (~1 µs a socket).
+        self.one_shot = one_shot
         self.count_connections = count_connections  # fills Snapshot.connections
         # Judge who manages every holder (Snapshot.managers): needs the parent chains.
         self.managers = managers
@@ -102,7 +106,6 @@ class Sampler:
         self._notes: tuple[str, ...] = ()
         self._sport: int | None = None  # sample_port(): only this local port's listeners
         self._parsed = kernel.ParseCache()  # the last dump's sockets by their messages
-        self._dumps = 0  # whole dumps read: the cache is filled from the second on
 
     def sample(self) -> Snapshot:
         """Take one sample. Per-process errors never escape; OSError does if no reader works."""
@@ -186,11 +189,7 @@ class Sampler:
                 try:
                     if sport is not None:  # not the whole dump: no cache for it
                         return kernel.read_sock_diag(mask, sport=sport), None
-                    self._dumps += 1
-                    if self._dumps == 1:
-                        # A one-shot command samples once: filing every socket's key
-                        # would only cost it (~1 µs a socket). A dashboard starts the
-                        # cache with its second sample.
+                    if self.one_shot:
                         return kernel.read_sock_diag(mask), None
                     return kernel.read_sock_diag(mask, cache=self._parsed), self._parsed.keys
                 except kernel.KernelUnavailable as exc:

@@ -165,6 +165,8 @@ class PortsideApp(App[int]):
                 if cancelled.is_set() or not self.is_running:
                     return  # replaced meanwhile (say, by all states): this one is stale
                 self.main.take_sample(snap, began)
+                del snap  # the table holds what it keeps of it: the rest can go back
+                self.backend.release_memory()
             cancelled.wait(wait)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
