@@ -37,7 +37,9 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-PORTSIDE = [sys.executable, "-m", "portside"]
+# What users run: the installed `portside` script (python -m adds runpy's ~6 ms).
+_SCRIPT = Path(sys.executable).with_name("portside")
+PORTSIDE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "portside"]
 # In tmux: this checkout's code, whatever the tmux server's environment holds.
 IN_TMUX = f"sh -c 'cd {ROOT} && exec env PYTHONPATH={ROOT}/app {' '.join(PORTSIDE)}"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
