@@ -75,7 +75,7 @@ class Socket(NamedTuple):
 
     def time_left(self, now: float) -> float | None:
         """Seconds left at monotonic `now` for a socket on a timer (never negative)."""
-        return None if self.ends is None else max(0.0, self.ends - now)
+        return left_until(self.ends, now)
 
     @property
     def key(self) -> SocketKey:
@@ -247,6 +247,11 @@ class Snapshot(NamedTuple):
     def time_left(self, sock: Socket) -> float | None:
         """Seconds a socket on a timer had left when this sample was taken."""
         return sock.time_left(self.monotonic)
+
+
+def left_until(ends: float | None, now: float) -> float | None:
+    """Seconds from monotonic `now` to a deadline, never negative; None without one."""
+    return None if ends is None else max(0.0, ends - now)
 
 
 def make_processes(procs: Mapping[int, ProcessInfo]) -> Mapping[int, ProcessInfo]:

@@ -331,8 +331,9 @@ def sort_key(column: str, snap: Snapshot) -> Callable[[Socket], tuple[object, ..
         return p.name.lower() if p else "\uffff"
 
     def age(s: Socket) -> float:
-        if s.ends is not None:
-            return s.ends - snap.monotonic
+        left = snap.time_left(s)
+        if left is not None:
+            return left
         p = snap.process(s.pid)
         return (snap.taken_at - p.create_time) if p else -1.0
 

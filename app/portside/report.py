@@ -103,8 +103,8 @@ def diagnose(port: int, snap: Snapshot, binds: list[BindResult],
         p for p in (snap.process(pid) for pid in holder_pids(listeners)) if p is not None
     )
     unknown = sum(1 for s in listeners if not s.holders)
-    ends = [s.ends for s in tw if s.ends is not None]
-    last = max(0.0, max(ends) - snap.monotonic) if ends else None
+    lefts = [left for s in tw if (left := snap.time_left(s)) is not None]
+    last = max(lefts) if lefts else None
     usable = [b for b in binds if b.error != "unavailable"]
     can_bind = all(b.ok for b in usable if not b.reuseaddr)
     can_reuse = all(b.ok for b in usable if b.reuseaddr)

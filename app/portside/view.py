@@ -15,7 +15,7 @@ from typing import Final, Literal
 
 from .actions import SETTLE
 from .backend import PortHolders
-from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket
+from .model import LISTEN, TIME_WAIT, ProcessInfo, Snapshot, Socket, left_until
 from .query import Query, group_matches, sort_key
 
 NEW_SECONDS = 3.0  # how long a new row stays highlighted
@@ -385,7 +385,7 @@ class TableModel:
         ends = self.index(snap)[1].get(port)
         if not ends:
             return 0, None, None
-        return len(ends), max(0.0, min(ends) - now), max(0.0, max(ends) - now)
+        return len(ends), left_until(min(ends), now), left_until(max(ends), now)
 
     def sockets_of(self, pid: int) -> list[Socket]:
         """Every socket of the snapshot held by this process."""

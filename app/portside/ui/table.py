@@ -30,7 +30,7 @@ from ..fmt import (
     state_cell,
     time_left_cell,
 )
-from ..model import TIME_WAIT, Snapshot, is_orphan
+from ..model import TIME_WAIT, Snapshot, is_orphan, left_until
 from ..view import CHANGED, GONE, NEW, Row, RowKey, TableModel
 
 
@@ -437,7 +437,7 @@ class SocketTable(ScrollView, can_focus=True):
             _, _, side, port = row.key
             cells["address"] = f"×{row.count} sockets"
             cells["port"] = str(port) if side == "local" else f"→{port}"
-            cells["process"] = (f"first in {format_duration(max(0.0, row.soonest - now))}"
+            cells["process"] = (f"first in {format_duration(left_until(row.soonest, now))}"
                                 if row.soonest is not None else "")
         else:
             cells["address"] = sock.laddr
