@@ -165,7 +165,7 @@ class PortsideApp(App[int]):
                 if cancelled.is_set() or not self.is_running:
                     return  # replaced meanwhile (say, by all states): this one is stale
                 self.main.take_sample(snap, began)
-                del snap  # the table holds what it keeps of it: the rest can go back
+                # What the table let go of this sample, back to the system.
                 self.backend.release_memory()
             cancelled.wait(wait)
 
