@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import struct
@@ -10,6 +11,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import Spawner, make_time_wait, wait_for
 from portside.model import Socket
@@ -130,6 +133,22 @@ def test_forked_fd_scan_agrees_with_reading_in_process(spawn: Spawner,
         assert all(again[p] == inline[p] for p in held.pids)
 
 
+def test_an_fd_scan_forks_only_in_a_single_threaded_process() -> None:
+    # A fork copies one thread: a lock another thread holds would stay locked in the child.
+    code = ("import os, threading; from portside.system.holders import FdScan\n"
+            "def jobs():\n"
+            "    scan = FdScan('/proc', [os.getpid()]); n = len(scan._jobs); scan.result()\n"
+            "    return n\n"
+            "alone = jobs(); ev = threading.Event(); t = threading.Thread(target=ev.wait)\n"
+            "t.start(); threaded = jobs(); ev.set(); t.join()\n"
+            "print(alone, threaded, jobs())")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    workers = min(3, (os.cpu_count() or 1) - 1)
+    assert res.stdout.split() == [str(workers), "0", str(workers)]
+
+
 def test_holder_index_rescans_when_a_new_socket_appears(spawn: Spawner) -> None:
     # Only our own sockets are asked about: another process on the machine opening one
     # meanwhile must not make a full scan that this test does not expect.
@@ -173,6 +192,21 @@ def test_holder_index_forgets_a_holder_that_exits(spawn: Spawner) -> None:
 def test_proc_net_reader_reports_missing_tables(tmp_path: object) -> None:
     with pytest.raises(kernel.KernelUnavailable):
         kernel.read_proc_net(kernel.state_mask(False), root=str(tmp_path))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.binary(min_size=4, max_size=4),
+    # IPv6 with runs of zero groups (what the spelling compresses), and the IPv4-mapped
+    # and IPv4-compatible forms that inet_ntop writes with a dotted tail.
+    st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x7F00, 0xABC]), min_size=8, max_size=8)
+    .map(lambda groups: struct.pack("!8H", *groups)),
+    st.binary(min_size=4, max_size=4).map(lambda v4: bytes(10) + b"\xff\xff" + v4),
+    st.binary(min_size=4, max_size=4).map(lambda v4: bytes(12) + v4),
+    st.binary(min_size=16, max_size=16)))
+def test_addresses_are_spelled_as_ipaddress_spells_them(raw: bytes) -> None:
+    kernel._ADDR_CACHE.clear()
+    assert kernel._addr(raw) == str(ipaddress.ip_address(raw))
 
 
 def test_the_end_of_a_dump_is_found_alone_or_after_sockets() -> None:

@@ -4,7 +4,6 @@ and the cells both draw."""
 from __future__ import annotations
 
 import re
-import signal
 import time
 import unicodedata
 
@@ -121,6 +120,8 @@ def join_cmdline(cmdline: tuple[str, ...] | list[str] | None) -> str:
 
 def signal_name(sig: int) -> str:
     """SIGTERM, SIGKILL, ..."""
+    import signal  # its enums cost every command's start; only a signal's report needs them
+
     try:
         return signal.Signals(sig).name
     except ValueError:

@@ -3,13 +3,18 @@
 # No `from __future__ import annotations`: a NamedTuple compiles each of its string
 # annotations at import, which was ~2 ms of every command's start.
 
-import ipaddress
 import shlex
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .fmt import join_cmdline
 from .model import ALL_STATES, Snapshot, Socket
+
+if TYPE_CHECKING:
+    from ipaddress import IPv4Network, IPv6Network
+
+# ipaddress is imported where it is used: most listings need none of it, and it was
+# ~1 ms of every command's start.
 
 MAX_QUERY_LENGTH = 256
 
@@ -212,7 +217,9 @@ def _parse_proto(text: str, token: str) -> str:
     return norm
 
 
-def _parse_addr(text: str, token: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _parse_addr(text: str, token: str) -> "IPv4Network | IPv6Network":
+    import ipaddress
+
     try:
         return ipaddress.ip_network(text.strip("[]"), strict=False)
     except ValueError:
@@ -228,6 +235,8 @@ def _in_ranges(port: int | None, ranges: Iterable[object]) -> bool:
 def _addr_in(addr: str | None, net: object) -> bool:
     if not addr:
         return False
+    import ipaddress  # loaded by _parse_addr already: a look-up in sys.modules
+
     try:
         return ipaddress.ip_address(addr) in net  # type: ignore[operator]
     except ValueError:
@@ -310,6 +319,8 @@ def _addr_key(addr: str | None) -> tuple[int, int]:
         return (0, 0)
     key = _ADDR_KEYS.get(addr)
     if key is None:
+        import ipaddress
+
         try:
             ip = ipaddress.ip_address(addr)
             key = (ip.version, int(ip))

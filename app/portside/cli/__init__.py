@@ -16,7 +16,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from ..query import QueryError, parse
 from .args import (
@@ -28,12 +28,12 @@ from .args import (
     EXIT_OSERR,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
-    command_parser,
-    dashboard_parser,
     plain_list_args,
 )
-from .args import parse as parse_args
 from .output import json_lines, socket_json
+
+if TYPE_CHECKING:
+    from argparse import Namespace
 
 __all__ = ["entry", "json_lines", "main", "run", "socket_json"]
 
@@ -43,27 +43,13 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
     argv = list(argv)
     if argv and argv[0] in COMMANDS:
         command = argv[0]
-        plain = plain_list_args(argv[1:]) if command == "list" else None
-        args = plain or parse_args(command_parser(command), argv[1:], command == "list")
-        # Each command's module is imported when it runs: `list` starts without the rest.
         try:
-            if command == "list":
-                from . import listing
-                return listing.run(args, out, err)
-            if command == "why":
-                from . import why
-                return why.run(args, out, err)
-            if command == "kill":
-                from . import kill
-                return kill.run(args, out, err, stdin)
-            if command == "free":
-                from . import free
-                return free.run(args, out, err, stdin)
-            from . import wait
-            return wait.run(args, out, err)
+            return _command(command, argv[1:], out, err, stdin)
         except QueryError as exc:
             err.write(f"portside {command}: invalid filter: {exc}\n")
             return EXIT_USAGE
+    from .parsers import dashboard_parser, parse_args
+
     args = parse_args(dashboard_parser(), argv, True)
     try:
         from ..system.procinfo import current_user
@@ -74,6 +60,34 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
         return EXIT_USAGE
     from . import dashboard
     return dashboard.run(args, err)
+
+
+def _command(command: str, argv: list[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    """One one-shot command. Each command's module is imported when it runs, and plain
+    `list` arguments are read without a parser: `list` starts without the rest."""
+    if command == "list":
+        from . import listing
+
+        plain = plain_list_args(argv)
+        return listing.run(plain if plain is not None else _parsed(command, argv), out, err)
+    args = _parsed(command, argv)
+    if command == "why":
+        from . import why
+        return why.run(args, out, err)
+    if command == "kill":
+        from . import kill
+        return kill.run(args, out, err, stdin)
+    if command == "free":
+        from . import free
+        return free.run(args, out, err, stdin)
+    from . import wait
+    return wait.run(args, out, err)
+
+
+def _parsed(command: str, argv: list[str]) -> Namespace:
+    from .parsers import command_parser, parse_args
+
+    return parse_args(command_parser(command), argv, command == "list")
 
 
 # Errors of writing to a stream (as opposed to reading the machine).

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
 from collections.abc import Callable
 from operator import attrgetter
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from ..model import LISTEN, TIME_WAIT, Socket
 from ..query import parse
 from ..report import sample_notes
 from .args import EXIT_OK
 from .output import LIST_HEADER, MANAGER_HEADER, json_lines, list_row, write_document, write_table
+
+if TYPE_CHECKING:
+    from argparse import Namespace
+    from types import SimpleNamespace
 
 T = TypeVar("T")
 _STATE_ORDER = {LISTEN: 0, "NONE": 1, TIME_WAIT: 3}
@@ -40,12 +43,12 @@ def table_order(socks: list[Socket]) -> list[Socket]:
                                         s.rport or 0, s.raddr or ""))
 
 
-def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def run(args: Namespace | SimpleNamespace, out: TextIO, err: TextIO) -> int:
     """List the sockets that match the query."""
     return without_gc(lambda: _list(args, out, err))
 
 
-def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _list(args: Namespace | SimpleNamespace, out: TextIO, err: TextIO) -> int:
     from ..system.procinfo import current_user
     from ..system.sampler import Sampler
 

@@ -9,11 +9,11 @@ process's socket inodes and rescans everything only when an unknown inode appear
 # No `from __future__ import annotations`: a NamedTuple compiles each of its string
 # annotations at import, which was ~2 ms of every command's start.
 
+import _thread  # threads running: threading would be ~1 ms of every start to ask it
 import errno
 import fcntl
 import os
 import struct
-import threading
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -151,7 +151,7 @@ class FdScan:
         self.root, self.pids = root, pids
         if workers is None:
             workers = min(3, (os.cpu_count() or 1) - 1)  # the caller is one more
-            if threading.active_count() > 1 or not hasattr(os, "fork"):
+            if _thread._count() > 0 or not hasattr(os, "fork"):
                 workers = 0
         self._jobs: list[tuple[int, int]] = []  # (child pid, read end of its output)
         self._queue = -1

@@ -6,10 +6,11 @@ exact time left on the kernel's timer; holders are attached later by the sampler
 
 from __future__ import annotations
 
+# The C module under `socket`: the Python one builds enums of every constant on import
+# (~3 ms of each command's start) for a netlink socket that needs none of them.
+import _socket as socket
 import errno
-import ipaddress
 import os
-import socket
 import struct
 import sys
 import time
@@ -60,11 +61,18 @@ _ADDR_CACHE: dict[bytes, str] = {}
 
 
 def _addr(raw: bytes) -> str:
-    # ipaddress spells addresses the way our JSON promises ("::ffff:7f00:1" style on 3.11),
-    # but it is slow, so every distinct address is converted once.
+    # Addresses are spelled as ipaddress spells them, as our JSON promises. inet_ntop
+    # spells them the same (RFC 5952) but for IPv6 addresses with an IPv4 tail, where it
+    # writes dotted quads ("::ffff:127.0.0.1") and ipaddress on 3.11 does not
+    # ("::ffff:7f00:1"); those go through ipaddress, which is slow to load and to call.
+    # Every distinct address is converted once.
     text = _ADDR_CACHE.get(raw)
     if text is None:
-        text = str(ipaddress.ip_address(raw))
+        text = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+        if len(raw) == 16 and "." in text:
+            import ipaddress
+
+            text = str(ipaddress.ip_address(raw))
         if len(_ADDR_CACHE) > 65536:
             _ADDR_CACHE.clear()
         _ADDR_CACHE[raw] = text

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import _socket as socket  # the constants only: see kernel
 import functools
 import os
-import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -37,10 +37,10 @@ from ..model import (
 from . import kernel
 from .holders import HolderIndex
 from .managers import ManagerIndex
-from .pidfds import PidfdRegistry
 from .procinfo import ProcessCache, default_source, psutil_module, user_name
 
 if TYPE_CHECKING:
+    from .pidfds import PidfdRegistry
     from .psapi import Connection, ProcessSource, Psutil
 
 NETLINK_TRIES = 3
