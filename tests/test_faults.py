@@ -3,6 +3,7 @@ descriptors, hidden processes. Each fault is made for real where the machine all
 
 from __future__ import annotations
 
+import _socket
 import errno
 import json
 import os
@@ -11,7 +12,6 @@ import re
 import resource
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -242,7 +242,7 @@ def test_sockets_whose_process_exits_mid_sample_are_not_called_unreadable() -> N
                    for s in seen for n in s["notes"]), raced
 
 
-class FlakyNetlink(socket.socket):
+class FlakyNetlink(_socket.socket):
     """A netlink socket whose first `fails` receives fail with ENOBUFS (the lowest seam:
     the kernel gives ENOBUFS or EINTR here when it cannot keep up)."""
 
@@ -258,7 +258,8 @@ class FlakyNetlink(socket.socket):
 def test_a_transient_netlink_error_is_retried_not_taken_for_good(
         spawn: Spawner, monkeypatch: pytest.MonkeyPatch) -> None:
     held = spawn()
-    monkeypatch.setattr(socket, "socket", FlakyNetlink)  # what kernel.py makes its socket with
+    # What kernel.py makes its socket with: the C module under `socket`.
+    monkeypatch.setattr(_socket, "socket", FlakyNetlink)
     sampler = Sampler()
     FlakyNetlink.fails = 1  # once: the retry reads sock_diag, nobody hears of it
     snap = sampler.sample()
