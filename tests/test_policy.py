@@ -95,7 +95,7 @@ def test_plans() -> None:
 def test_row_port_of_a_fold_is_its_port() -> None:
     model = rows(fold=True)
     fold = next(r for r in model.view if r.folded)
-    assert policy.row_port(fold) == fold.key[3]
+    assert fold.key == ("fold", "tcp", "local", policy.row_port(fold))
     assert policy.row_port(row(3000)) == 3000 and policy.row_port(None) is None
 
 

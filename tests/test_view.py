@@ -13,7 +13,9 @@ from portside.view import (
     CHANGED,
     GONE,
     NEW,
+    RowKey,
     TableModel,
+    row_key,
     watch_events,
 )
 
@@ -144,16 +146,23 @@ def test_watch_events() -> None:
                                                    SETTLE + 1)[0]
 
 
-def test_rows_are_keyed_by_socket_key() -> None:
+def test_rows_are_keyed_by_socket_key_or_a_listeners_inode() -> None:
     m = TableModel()
     snap = demo_snapshot(all_states=True)
     m.apply(snap, DEMO_MONOTONIC)
-    assert set(m.rows) == {s.key for s in snap.sockets}
+    listeners = [s for s in snap.sockets if s.state == "LISTEN" and s.inode]
+    assert listeners and set(m.rows) == {
+        s.inode if s in listeners else s.key for s in snap.sockets}
+    # A listener's row holds its socket's own inode object, and the identity index only
+    # the others: no key tuple nor index entry per listener (17 MB at 100k).
+    assert all(m.rows[s.inode].key is s.inode for s in listeners)
+    assert len(m._by_sock) == len(snap.sockets) - len(listeners)
     # Each sample makes new (equal) keys: a row keeps the dict's, so one key tuple per
     # socket stays alive, not two (9 MB at 100k sockets).
     s2 = later(snap, 2)
     m.apply(s2, s2.monotonic)
     assert all(row.key is key for key, row in m.rows.items())
+    assert not any(id(s) in m._by_sock for s in s2.sockets if s.state == "LISTEN")
 
 
 def test_sort_keys_follow_column_changes_and_state_changes() -> None:
@@ -244,17 +253,21 @@ def test_a_socket_kept_by_the_sampler_finds_its_row_without_a_key(
     m.apply(same, same.monotonic)
     assert made == [] and m.view is view and [r.sock for r in m.view] == [
         r.sock for r in view]
-    # One socket with a new holder (a new object): only its key is made, and the view is
-    # sorted again (by PID: it moves past every other holder).
+    # Two sockets with a new holder (new objects): a UDP socket's key is made, and a
+    # listener's row is found by its inode (no key made); the view is sorted again (by
+    # PID: both move past every other holder).
     listener = next(s for s in snap.sockets if s.state == "LISTEN" and s.lport == 8000)
-    closing = listener._replace(holders=(99999,), pid=99999)
-    moved = same._replace(sockets=tuple(closing if s is listener else s
-                                        for s in snap.sockets), monotonic=same.monotonic + 2)
+    udp = next(s for s in snap.sockets if s.proto == "udp")
+    changed = {listener: listener._replace(holders=(99998,), pid=99998),
+               udp: udp._replace(holders=(99999,), pid=99999)}
+    moved = same._replace(sockets=tuple(changed.get(s, s) for s in snap.sockets),
+                          monotonic=same.monotonic + 2)
     m.apply(moved, moved.monotonic)
-    assert made == [closing]
+    assert made == [changed[udp]]
     pids = [r.sock.pid for r in m.view if r.sock.pid is not None]
-    assert pids[-1] == 99999 and pids == sorted(pids) and m.view is not view
-    assert m.rows[closing.key].mark == CHANGED and m.rows[closing.key].sock is closing
+    assert pids[-2:] == [99998, 99999] and pids == sorted(pids) and m.view is not view
+    for old, row in ((listener, m.rows[listener.inode]), (udp, m.rows[udp.key])):
+        assert row.mark == CHANGED and row.sock is changed[old]
 
 
 def test_rows_follow_a_churning_table_and_keep_no_stale_socket() -> None:
@@ -265,7 +278,7 @@ def test_rows_follow_a_churning_table_and_keep_no_stale_socket() -> None:
     m = TableModel()
     live: dict[int, Socket] = {}  # port -> the socket object the "sampler" hands on
     next_port = 20000
-    gone_at: dict[tuple[object, ...], float] = {}
+    gone_at: dict[RowKey, float] = {}
     for step in range(40):
         mono = base.monotonic + step
         for port in list(live):
@@ -275,14 +288,19 @@ def test_rows_follow_a_churning_table_and_keep_no_stale_socket() -> None:
             elif r < 0.2:
                 live[port] = live[port]._replace(holders=(rnd.choice((1, 2, 3)),))
         for _ in range(rnd.randint(0, 4)):
-            live[next_port] = Socket("tcp", "ipv4", "127.0.0.1", next_port, None, None,
-                                     "LISTEN", next_port, 0, (1,), 1, "root")
+            # Listeners (rows keyed by inode) and connections (by Socket.key) in turn.
+            connected = next_port % 2 == 1
+            live[next_port] = Socket("tcp", "ipv4", "127.0.0.1", next_port,
+                                     "127.0.0.1" if connected else None,
+                                     5432 if connected else None,
+                                     "ESTABLISHED" if connected else "LISTEN", next_port, 0,
+                                     (1,), 1, "root")
             next_port += 1
         snap = base._replace(sockets=tuple(live.values()), monotonic=mono,
                              taken_at=base.taken_at + step)
         before = set(m.rows)
         m.apply(snap, mono)
-        current = {s.key: s for s in snap.sockets}
+        current = {row_key(s): s for s in snap.sockets}
         for key in before - set(current):
             gone_at.setdefault(key, mono)
         for key in current:
@@ -298,4 +316,6 @@ def test_rows_follow_a_churning_table_and_keep_no_stale_socket() -> None:
         # One socket object per row is remembered, none of a row that left.
         assert len(m._by_sock) <= len(m.rows)
         assert all(m._by_sock[id(r.sock)] is r for r in m.rows.values()
-                   if r.mark != GONE)
+                   if r.mark != GONE and r.sock.state != "LISTEN")
+        assert not any(id(r.sock) in m._by_sock for r in m.rows.values()
+                       if r.sock.state == "LISTEN")

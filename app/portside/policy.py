@@ -51,8 +51,7 @@ def row_port(row: Row | None) -> int | None:
     if row is None:
         return None
     if row.folded:
-        port = row.key[3]
-        return port if isinstance(port, int) else None
+        return row.fold_of[2]
     return row.sock.lport
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import attrgetter
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from .actions import SETTLE
 from .backend import PortHolders
@@ -26,7 +26,10 @@ Mark = Literal["", "new", "gone", "changed"]
 NEW: Final = "new"  # highlighted for NEW_SECONDS
 GONE: Final = "gone"  # vanished: kept GONE_SECONDS, struck through
 CHANGED: Final = "changed"  # its state changed
-RowKey = tuple[object, ...]
+# A listener's row is keyed by its inode (an int the socket already holds: at 100k
+# listeners, 17 MB less than a key tuple per row and an identity index beside it); any
+# other row by Socket.key, or ("fold", proto, side, port) for a fold.
+RowKey = int | tuple[object, ...]
 _SORTKEY = attrgetter("sortkey")
 _SLICE = 8192  # rows a worker sorts at a time
 _MASKS = 256  # groups of terms whose masks a worker keeps
@@ -54,11 +57,26 @@ class Row:
     @property
     def folded(self) -> bool:
         """True for a row standing for several TIME_WAIT sockets."""
-        return self.key[0] == "fold"
+        return type(self.key) is tuple and self.key[0] == "fold"
+
+    @property
+    def fold_of(self) -> tuple[str, str, int]:
+        """A fold's (protocol, "local" or "remote", port)."""
+        assert type(self.key) is tuple and self.key[0] == "fold"
+        return cast(tuple[str, str, int], self.key[1:])
 
     def time_left(self, now: float) -> float | None:
         """Seconds left for a TIME_WAIT row at `now` (the last one, for a fold)."""
         return self.sock.time_left(now)
+
+
+def row_key(sock: Socket) -> RowKey:
+    """The key of a socket's row: stays the same for this socket across samples."""
+    # A listening socket's inode stands for it while it listens (a listener cannot be
+    # bound again); 0 is an inode not known (psutil's fallback), which needs the tuple.
+    if sock.inode and sock.state == LISTEN:
+        return sock.inode
+    return sock.key
 
 
 def fold_port(sock: Socket, listening: set[int]) -> tuple[str, int]:
@@ -114,10 +132,13 @@ class TableModel:
         find = by_sock.get
         seen = 0  # rows this sample listed
         for s in snap.sockets:
-            row = find(id(s))
+            # A listener's row is found by its inode (its key), anything else's through
+            # the identity index.
+            listener = s.state == LISTEN and s.inode
+            row = rows.get(s.inode) if listener else find(id(s))
             if row is None or row.sock is not s or row.gen != last:
                 # Not the last sample's socket object: its row by key, new or changed.
-                key: RowKey = s.key
+                key = row_key(s)
                 row = rows.get(key)
                 if row is None or row.mark == GONE:
                     if row is not None:
@@ -134,7 +155,8 @@ class TableModel:
                         fresh.append(row)
                     self._forget(row)
                     row.sock = s
-                by_sock[id(s)] = row
+                if not listener:
+                    by_sock[id(s)] = row
             if row.gen != gen:
                 row.gen = gen
                 seen += 1
@@ -370,7 +392,7 @@ class TableModel:
         """The TIME_WAIT rows a fold stands for (the row itself otherwise)."""
         if not row.folded or self.snapshot is None:
             return [row]
-        _, proto, side, port = row.key
+        proto, side, port = row.fold_of
         listening = {s.lport for s in self.snapshot.sockets if s.state == LISTEN}
         return [r for r in self.rows.values() if r.sock.state == TIME_WAIT and r.mark != GONE
                 and r.sock.proto == proto and fold_port(r.sock, listening) == (side, port)]

@@ -170,7 +170,7 @@ def _time_wait(text: Text, model: TableModel, row: Row, now: float) -> None:
     how = ("exact, from the kernel's timer" if sock.time_left_exact
            else "estimated from when it was first seen")
     if row.folded:
-        _, _, side, port = row.key
+        _, side, port = row.fold_of
         text.append(f"{row.count} TIME_WAIT sockets", "bold")
         text.append(f" on port {port} ({'local' if side == 'local' else 'remote'} side)\n\n")
         members = model.members(row)

@@ -434,7 +434,7 @@ class SocketTable(ScrollView, can_focus=True):
         if row.mark == GONE:
             cells["state"] = "gone"
         if row.folded:
-            _, _, side, port = row.key
+            _, side, port = row.fold_of
             cells["address"] = f"×{row.count} sockets"
             cells["port"] = str(port) if side == "local" else f"→{port}"
             cells["process"] = (f"first in {format_duration(left_until(row.soonest, now))}"
