@@ -417,9 +417,18 @@ def cpu_seconds(pid: int) -> float:
 
 def launch(session: str, cmd: str, size: tuple[int, int] = (120, 40)) -> int:
     tmux("kill-session", "-t", session)
-    tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]),
-         f"exec {cmd}")
-    return pane_pid(session)
+    # Right after its last session is killed the tmux server is still exiting, and a new
+    # session asked of it is lost: asked again, a few times, until its pane is there.
+    for _ in range(5):
+        tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]),
+             f"exec {cmd}")
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            pid = tmux("display", "-p", "-t", session, "#{pane_pid}").strip()
+            if pid.isdigit():
+                return int(pid)
+            time.sleep(0.05)
+    raise RuntimeError(f"tmux did not start {cmd!r}")
 
 
 def idle_section(results: dict[str, Any]) -> None:
