@@ -69,7 +69,7 @@ screenshots: $(STAMP) ## render screenshots/*.png from the demo data
 	@command -v rsvg-convert >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "mono" || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq librsvg2-bin fonts-dejavu-core >/dev/null; } || { echo "install librsvg2-bin and a monospace font (fonts-dejavu-core)" >&2; exit 1; }
 	$(BIN)/python tests/make_screenshots.py
 
-bench: $(STAMP) ## measure against ss, lsof, psutil, htop; writes tests/bench/RESULTS.md (~15 min)
+bench: $(STAMP) ## measure against ss, lsof, psutil, htop; writes tests/bench/RESULTS.md (~25 min)
 	@missing=""; for t in ss lsof htop tmux; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iproute2 lsof htop tmux >/dev/null; \
