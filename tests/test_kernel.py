@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket
 import ipaddress
 import os
 import socket
@@ -207,6 +208,22 @@ def test_proc_net_reader_reports_missing_tables(tmp_path: object) -> None:
 def test_addresses_are_spelled_as_ipaddress_spells_them(raw: bytes) -> None:
     kernel._ADDR_CACHE.clear()
     assert kernel._addr(raw) == str(ipaddress.ip_address(raw))
+
+
+def test_ipv6_is_spelled_by_ipaddress_where_inet_ntop_is_not_glibcs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kernel._NTOP6  # glibc here: the test above went through its inet_ntop
+    real = _socket.inet_ntop  # what kernel.py calls: the C module under `socket`
+
+    def musl(family: int, raw: bytes) -> str:  # shortens a single zero group, as musl's does
+        text = real(family, raw)
+        return text.replace(":0:", "::", 1) if family == socket.AF_INET6 else text
+
+    monkeypatch.setattr(_socket, "inet_ntop", musl)
+    monkeypatch.setattr(kernel, "_NTOP6", False)
+    monkeypatch.setattr(kernel, "_ADDR_CACHE", {})
+    assert kernel._addr(struct.pack("!8H", 1, 0, 1, 1, 1, 1, 1, 1)) == "1:0:1:1:1:1:1:1"
+    assert kernel._addr(bytes([127, 0, 0, 1])) == "127.0.0.1"
 
 
 def test_the_end_of_a_dump_is_found_alone_or_after_sockets() -> None:

@@ -60,6 +60,18 @@ def _unavailable(exc: OSError, what: str) -> KernelUnavailable:
 _ADDR_CACHE: dict[bytes, str] = {}
 
 
+def _glibc() -> bool:
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+# glibc's inet_ntop spells IPv6 as RFC 5952 does, as ipaddress does; another C library's
+# may not (musl's shortens a single zero group), so there ipaddress spells all of IPv6.
+_NTOP6 = _glibc()
+
+
 def _addr(raw: bytes) -> str:
     # Addresses are spelled as ipaddress spells them, as our JSON promises. inet_ntop
     # spells them the same (RFC 5952) but for IPv6 addresses with an IPv4 tail, where it
@@ -69,7 +81,7 @@ def _addr(raw: bytes) -> str:
     text = _ADDR_CACHE.get(raw)
     if text is None:
         text = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
-        if len(raw) == 16 and "." in text:
+        if len(raw) == 16 and ("." in text or not _NTOP6):
             import ipaddress
 
             text = str(ipaddress.ip_address(raw))
