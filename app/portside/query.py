@@ -5,13 +5,10 @@
 
 import shlex
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import NamedTuple, cast
 
 from .fmt import join_cmdline
 from .model import ALL_STATES, Snapshot, Socket
-
-if TYPE_CHECKING:
-    from ipaddress import IPv4Network, IPv6Network
 
 # ipaddress is imported where it is used: most listings need none of it, and it was
 # ~1 ms of every command's start.
@@ -175,7 +172,7 @@ def _parse_term(token: str, me: str | None) -> Term:
     elif low == "proto":
         values = tuple(_parse_proto(v, token) for v in value.split(","))
     else:
-        values = (_parse_addr(value, token),)
+        values = _parse_addr(value, token)
     return Term(low, negated, token, values)
 
 
@@ -217,13 +214,16 @@ def _parse_proto(text: str, token: str) -> str:
     return norm
 
 
-def _parse_addr(text: str, token: str) -> "IPv4Network | IPv6Network":
+def _parse_addr(text: str, token: str) -> tuple[int, int, int]:
+    """A network as (IP version, network address, netmask), as integers: what a socket's
+    address (its _addr_key) is matched against."""
     import ipaddress
 
     try:
-        return ipaddress.ip_network(text.strip("[]"), strict=False)
+        net = ipaddress.ip_network(text.strip("[]"), strict=False)
     except ValueError:
         raise QueryError(f"{token!r}: {text!r} is not an IP address or network", token) from None
+    return net.version, int(net.network_address), int(net.netmask)
 
 
 def _in_ranges(port: int | None, ranges: Iterable[object]) -> bool:
@@ -232,15 +232,10 @@ def _in_ranges(port: int | None, ranges: Iterable[object]) -> bool:
     return any(lo <= port <= hi for lo, hi in cast(Iterable[tuple[int, int]], ranges))
 
 
-def _addr_in(addr: str | None, net: object) -> bool:
-    if not addr:
-        return False
-    import ipaddress  # loaded by _parse_addr already: a look-up in sys.modules
-
-    try:
-        return ipaddress.ip_address(addr) in net  # type: ignore[operator]
-    except ValueError:
-        return False
+def _addr_in(addr: str | None, net: tuple[object, ...]) -> bool:
+    # The address as the sort reads it, parsed once per distinct address, not per row.
+    version, value = _addr_key(addr)
+    return version == net[0] and value & cast(int, net[2]) == net[1]
 
 
 def group_matches(group: tuple[Term, ...], sock: Socket, snap: Snapshot | None) -> bool:
@@ -269,7 +264,7 @@ def _match_term(term: Term, sock: Socket, snap: Snapshot | None) -> bool:
     if kind == "user":
         return sock.user is not None and sock.user == values[0]
     if kind == "addr":
-        return _addr_in(sock.laddr, values[0]) or _addr_in(sock.raddr, values[0])
+        return _addr_in(sock.laddr, values) or _addr_in(sock.raddr, values)
     if kind == "proc":
         proc = snap.process(sock.pid) if snap is not None else None
         return proc is not None and str(values[0]) in proc.name.lower()
