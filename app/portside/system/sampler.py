@@ -187,10 +187,10 @@ class Sampler:
         if self.reader == "sock_diag":
             for _ in range(NETLINK_TRIES):
                 try:
-                    if sport is not None:  # not the whole dump: no cache for it
+                    # No cache for one port's sockets (not the whole dump) nor for a
+                    # sampler that samples once.
+                    if sport is not None or self.one_shot:
                         return kernel.read_sock_diag(mask, sport=sport), None
-                    if self.one_shot:
-                        return kernel.read_sock_diag(mask), None
                     return kernel.read_sock_diag(mask, cache=self._parsed), self._parsed.keys
                 except kernel.KernelUnavailable as exc:
                     failed = exc
